@@ -1,0 +1,46 @@
+# Two commands set everything up: `make run` (serve the sample) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8050
+RESULTS ?= sample_results
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast bench screenshots sample clean help
+
+help:
+	@echo "make run    - create/refresh .venv and serve the app on $(RESULTS) at http://$(HOST):$(PORT)"
+	@echo "make test   - create/refresh .venv with test extras and run the whole suite"
+	@echo "make bench  - run the benchmark scripts"
+
+# The stamp is rebuilt whenever pyproject.toml changes (or the venv is missing).
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(BIN)/.installed $@
+
+run: $(BIN)/.installed
+	$(BIN)/cue-dashboard serve $(RESULTS) --host $(HOST) --port $(PORT)
+
+test: $(BIN)/.installed-test
+	$(BIN)/python -m pytest --headless $(PYTEST_ARGS)
+
+test-fast: $(BIN)/.installed-test
+	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed-test
+	$(BIN)/python scripts/bench_stats.py
+
+sample: $(BIN)/.installed
+	$(BIN)/cue-dashboard make-sample $(RESULTS) --force
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

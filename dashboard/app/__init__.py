@@ -1,0 +1,61 @@
+"""Dash front end: the app factory and its settings.
+
+The factory loads the study once (core: :mod:`dashboard.results`), attaches one
+flask-caching ``Cache`` to the server, builds the layout and registers the callbacks.
+Callbacks stay thin: they translate UI state into core calls and results into figures.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import dash
+from flask_caching import Cache
+
+from dashboard.results import Study, load_study
+
+# Top-level assets/ (not next to the package). Bootstrap's CSS is vendored there
+# (assets/vendor/) because the app must work with no internet access.
+ASSETS_DIR = Path(__file__).resolve().parent.parent.parent / "assets"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the app is served; built from the CLI (or tests)."""
+
+    results_dir: Path
+    debug: bool = False
+    cache_dir: str | None = None  # file-system cache; default: a fresh temporary folder
+    redis_url: str | None = None  # use Redis instead of the file system
+
+
+def make_cache(settings: Settings) -> Cache:
+    """One cache for the server: Redis if asked, else a private temporary folder
+    (never inside the results folder, which is read-only to us)."""
+    if settings.redis_url:
+        return Cache(config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": settings.redis_url, "CACHE_DEFAULT_TIMEOUT": 0})
+    cache_dir = settings.cache_dir or tempfile.mkdtemp(prefix="cue-dashboard-cache-")
+    return Cache(config={"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": cache_dir, "CACHE_THRESHOLD": 2000, "CACHE_DEFAULT_TIMEOUT": 0})
+
+
+def create_app(settings: Settings, study: Study | None = None) -> dash.Dash:
+    """Build the Dash app for one results folder.
+
+    Raises :class:`dashboard.results.StudyError` when the folder cannot be loaded.
+    """
+    from dashboard.app import callbacks, layout
+
+    study = study or load_study(settings.results_dir, check_data=True)
+    app = dash.Dash(
+        __name__,
+        title=f"cue-dashboard: {study.name}",
+        assets_folder=str(ASSETS_DIR),
+        suppress_callback_exceptions=False,
+    )
+    cache = make_cache(settings)
+    cache.init_app(app.server)
+    app.layout = layout.build_layout(study)
+    callbacks.register(app, study, cache)
+    return app

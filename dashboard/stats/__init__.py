@@ -1,0 +1,1 @@
+"""Statistics core: group models, cluster tables, RFT p-values, eigenvariates, robust regression."""

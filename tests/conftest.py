@@ -1,0 +1,47 @@
+"""Shared fixtures and the headless-Chromium setup for dash_duo browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.studies import write_tiny_study
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "sample_results"
+
+
+def pytest_setup_options():
+    """Chrome options for dash[testing]'s webdriver (Debian chromium, headless, as root)."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run"):
+        options.add_argument(flag)
+    options.binary_location = CHROMIUM
+    return options
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests need chromium + chromedriver: in CI their absence is a failure,
+    locally a loud skip."""
+    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    if not missing:
+        return
+    reason = f"browser tests need {' and '.join(missing)} (apt-get install chromium chromium-driver)"
+    if os.environ.get("CI") == "true" and any("browser" in item.keywords for item in items):
+        raise pytest.UsageError(f"CI=true: {reason}; browser tests must run in CI, never skip")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason="SKIPPED LOUDLY: " + reason))
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path) -> Path:
+    """A small complete results folder with real NIfTI files (6 participants)."""
+    return write_tiny_study(tmp_path / "tiny")
