@@ -1,4 +1,4 @@
-"""Command line: ``cue-dashboard serve | validate`` (and the analysis commands).
+"""Command line: ``cue-dashboard serve | validate | clusters | regress | make-sample``.
 
 Every command reads results folders read-only.  Errors are one line per problem,
 ``<file>: <what is wrong>``, with exit status 2.
@@ -7,10 +7,13 @@ Every command reads results folders read-only.  Errors are one line per problem,
 from __future__ import annotations
 
 import argparse
+import json
 import ipaddress
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from dashboard.results import Study, StudyError, load_study
 
@@ -83,6 +86,106 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analysis_options(p: argparse.ArgumentParser) -> None:
+    """Threshold, extent, model and participant options shared by clusters/regress."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--p-unc", type=float, default=None, help="voxel threshold as uncorrected p (default 0.001)")
+    g.add_argument("--t", type=float, default=None, help="voxel threshold as a T value")
+    p.add_argument("--k", type=int, default=10, help="extent threshold in voxels (default 10)")
+    p.add_argument("--model", choices=["cells", "subjects", "paired"], default="cells", help="group model (default cells: df = images - 4, as published)")
+    p.add_argument("--participants", default=None, help="comma-separated participant ids (default: all)")
+    p.add_argument("--format", choices=["tsv", "json"], default="tsv")
+
+
+def _threshold(args: argparse.Namespace):
+    from dashboard.analysis import DEFAULT_P_UNC, Threshold
+
+    if args.t is not None:
+        return Threshold(p_unc=None, t=args.t)
+    return Threshold(p_unc=args.p_unc if args.p_unc is not None else DEFAULT_P_UNC)
+
+
+def _subset(args: argparse.Namespace) -> tuple[str, ...] | None:
+    return tuple(p.strip() for p in args.participants.split(",") if p.strip()) if args.participants else None
+
+
+def _load_analysis(results: str):
+    from dashboard.analysis import Analysis
+
+    return Analysis(load_study(results, check_data=False))
+
+
+def cmd_clusters(args: argparse.Namespace) -> int:
+    try:
+        analysis = _load_analysis(args.results)
+        result = analysis.clusters(
+            args.contrast, directions=(args.direction,), threshold=_threshold(args), extent=args.k,
+            model=args.model, participants=_subset(args),
+        )
+    except StudyError as exc:
+        return _print_problems(exc)
+    except (ValueError, KeyError) as exc:
+        print(f"{args.results}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    table = result.table.drop(columns=["is_main_peak"])
+    if args.format == "json":
+        print(table.to_json(orient="records", double_precision=10))
+    else:
+        print(f"# {args.contrast} {args.direction}: {_threshold(args).describe(result.df)}, k >= {args.k}, model {args.model}")
+        print(table.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    try:
+        peak = tuple(float(v) for v in args.peak.split(","))
+        if len(peak) != 3:
+            raise ValueError("--peak takes X,Y,Z in MNI mm")
+        analysis = _load_analysis(args.results)
+        out = analysis.regress(
+            args.contrast, peak, condition=args.condition, covariate=args.covariate, value=args.value,
+            method=args.method, threshold=_threshold(args), extent=args.k, model=args.model,
+            participants=_subset(args),
+        )
+    except StudyError as exc:
+        return _print_problems(exc)
+    except (ValueError, KeyError) as exc:
+        print(f"{args.results}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    fit = out.fit
+    payload = {
+        "method": fit.method, "intercept": fit.intercept, "slope": fit.slope, "r_squared": fit.r_squared,
+        "p_value": fit.p_value, "t_value": fit.t_value, "df_resid": fit.df_resid, "n": fit.n, "n_eff": fit.n_eff,
+        "value": args.value, "condition": args.condition, "covariate": args.covariate,
+        "cluster_size": out.cluster_size, "cluster_peak": list(out.cluster_peak),
+        "participants": [
+            {"participant_id": r.participant_id, "covariate": None if np.isnan(r.covariate) else r.covariate, "value": r.value, "weight": None if np.isnan(r.weight) else r.weight}
+            for r in out.participants.itertuples()
+        ],
+    }
+    if args.format == "json":
+        print(json.dumps(payload, indent=2))
+    else:
+        print(f"# {fit.method.upper()} regression of the {args.value} of the {args.contrast} cluster at {args.peak} "
+              f"({out.cluster_size} voxels), condition {args.condition}, on {args.covariate}")
+        print(f"intercept\t{fit.intercept:.6g}\nslope\t{fit.slope:.6g}\nr_squared\t{fit.r_squared:.6g}\n"
+              f"p_value\t{fit.p_value:.6g}\nn_eff\t{fit.n_eff:g}\ndf_resid\t{fit.df_resid:g}")
+        print(out.participants.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+    return 0
+
+
+def cmd_make_sample(args: argparse.Namespace) -> int:
+    from dashboard.sample import make_sample
+
+    try:
+        out = make_sample(args.out, seed=args.seed, force=args.force)
+    except FileExistsError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"wrote the synthetic sample study to {out} (seed {args.seed})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cue-dashboard", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +202,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a results folder; exit 2 with one line per problem")
     p.add_argument("results")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("clusters", help="SPM-convention cluster table of a contrast")
+    p.add_argument("results")
+    p.add_argument("--contrast", required=True)
+    p.add_argument("--direction", choices=["pos", "neg"], default="pos", help="pos: cocaine > neutral (placebo > N-AC for the interaction); neg: the reverse")
+    _analysis_options(p)
+    p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser("regress", help="regress per-participant cluster values on a covariate")
+    p.add_argument("results")
+    p.add_argument("--contrast", required=True)
+    p.add_argument("--peak", required=True, help="X,Y,Z in MNI mm: the cluster containing this point")
+    p.add_argument("--condition", required=True, help="condition whose images give the values, e.g. cocaine_placebo")
+    p.add_argument("--covariate", required=True, help="a numeric participants.tsv column")
+    p.add_argument("--value", choices=["eigenvariate", "mean"], default="eigenvariate", help="SPM first eigenvariate (default) or voxel mean")
+    p.add_argument("--method", choices=["lts", "ols"], default="lts", help="LTS as R robustbase::ltsReg defaults (default) or OLS")
+    _analysis_options(p)
+    p.set_defaults(func=cmd_regress)
+
+    from dashboard.sample import DEFAULT_SEED
+
+    p = sub.add_parser("make-sample", help="generate the synthetic sample study (deterministic)")
+    p.add_argument("out", help="output folder (must be empty or absent unless --force)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED}: the committed sample_results/)")
+    p.add_argument("--force", action="store_true", help="replace the content of a non-empty output folder")
+    p.set_defaults(func=cmd_make_sample)
     return parser
 
 

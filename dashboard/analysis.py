@@ -1,0 +1,285 @@
+"""The analyses a user asks for, over one loaded study: group T maps for any model
+and participant subset, SPM-convention cluster tables with RFT p-values, and the
+per-participant cluster values regressed on a covariate.
+
+This is the one place that combines the core pieces (``results``, ``stats.*``,
+``atlas``); the CLI and the Dash callbacks call it and only format the answers.  Fits
+and smoothness estimates are kept per (model, participant subset), so a change of
+threshold or contrast does not refit.
+
+Numbers and their conventions
+-----------------------------
+- ``peak_t``: the T statistic at a local maximum, df = the model's error df.
+- ``z_score``: Phi^-1(1 - P_t(T; df)) (SPM), ``p_unc``: one-sided uncorrected p of T.
+- ``p_fwe_peak``: SPM's peak-level FWE (RFT, min with Bonferroni), ``p_fwe_cluster``:
+  SPM's cluster-level FWE for the cluster's extent at the height threshold,
+  ``p_unc_cluster``, ``p_fdr_cluster``: SPM's uncorrected and topological-FDR cluster
+  p-values.  Smoothness: estimated from the model's standardised residuals when the
+  study has participant images, else taken from the group map's sidecar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from dashboard import atlas
+from dashboard.results import Study, StudyError, Problem
+from dashboard.stats import rft
+from dashboard.stats.clusters import find_clusters
+from dashboard.stats.extract import ValueType, cluster_values
+from dashboard.stats.lts import RegressionResult, lts_regression, ols_regression
+from dashboard.stats.models import GroupFit, ModelName, fit_group_model
+from dashboard.stats.thresholds import p_uncorrected, t_threshold, z_from_t
+
+Direction = Literal["pos", "neg"]
+Method = Literal["lts", "ols"]
+DIRECTIONS: tuple[Direction, ...] = ("pos", "neg")
+DEFAULT_P_UNC = 0.001
+DEFAULT_EXTENT = 10
+DEFAULT_ATLAS = "aal"
+
+CLUSTER_COLUMNS = [
+    "cluster_id", "direction", "k", "p_fwe_cluster", "p_fdr_cluster", "p_unc_cluster",
+    "peak_t", "z_score", "p_unc", "p_fwe_peak", "x", "y", "z", "label", "is_main_peak",
+]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Voxel-level threshold: an uncorrected p (converted at the map's df) or a T."""
+
+    p_unc: float | None = DEFAULT_P_UNC
+    t: float | None = None
+
+    def height(self, df: float) -> float:
+        if self.t is not None:
+            return float(self.t)
+        if self.p_unc is None:
+            raise ValueError("give a p value or a T threshold")
+        return t_threshold(self.p_unc, df)
+
+    def describe(self, df: float) -> str:
+        u = self.height(df)
+        if self.t is not None:
+            return f"T > {u:.2f} (p < {float(p_uncorrected(u, df)):.2g} uncorrected, df {df:g})"
+        return f"p < {self.p_unc:g} uncorrected (T > {u:.2f}, df {df:g})"
+
+
+@dataclass(frozen=True)
+class ClusterTable:
+    """A cluster table and what it was computed with."""
+
+    table: pd.DataFrame  # CLUSTER_COLUMNS
+    labels: dict[str, np.ndarray]  # direction -> int volume of listed clusters
+    height: float
+    df: float
+    extent: int
+    smoothness: rft.Smoothness | None
+
+
+@dataclass(frozen=True)
+class RegressionOutcome:
+    """Cluster values against a covariate, with the fit that was asked for."""
+
+    fit: RegressionResult
+    other: RegressionResult  # the other method (OLS when LTS was asked, and back)
+    participants: pd.DataFrame  # participant_id, covariate, value, weight
+    cluster_size: int
+    cluster_peak: tuple[float, float, float]
+
+
+class Analysis:
+    """Analyses of one study, with fits cached per (model, participant subset)."""
+
+    def __init__(self, study: Study, *, max_cached_fits: int = 8):
+        self.study = study
+        self._fits: dict[tuple[str, tuple[str, ...]], GroupFit] = {}
+        self._smooth: dict[tuple[str, tuple[str, ...], str], rft.Smoothness] = {}
+        self._max = max_cached_fits
+
+    # -- participants and fits --------------------------------------------------------
+    def subset(self, participants: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+        """Normalised participant subset (study order); all when None."""
+        ids = self.study.participant_ids
+        if participants is None:
+            return tuple(ids)
+        unknown = sorted(set(participants) - set(ids))
+        if unknown:
+            raise ValueError(f"unknown participants: {', '.join(unknown)}")
+        wanted = set(participants)
+        return tuple(p for p in ids if p in wanted)
+
+    @property
+    def uses_stored_maps(self) -> bool:
+        """True when T maps are the stored group maps (a folder without participant
+        images: one model, everyone), False when they are recomputed from the images."""
+        return not self.study.has_participant_images
+
+    def fit(self, model: ModelName, subset: tuple[str, ...]) -> GroupFit:
+        if not self.study.has_participant_images:
+            raise StudyError([Problem(str(self.study.root), "recomputing group maps needs participant images; this folder has group maps only")])
+        key = (model, subset)
+        if key not in self._fits:
+            index = [self.study.participant_ids.index(p) for p in subset]
+            data = self.study.participant_data[index] if len(index) != len(self.study.participant_ids) else self.study.participant_data
+            if len(self._fits) >= self._max:
+                self._fits.pop(next(iter(self._fits)))
+            self._fits[key] = fit_group_model(data, self.study.condition_ids, model)
+        return self._fits[key]
+
+    def t_map(self, contrast: str, model: ModelName = "cells", participants: tuple[str, ...] | None = None) -> tuple[np.ndarray, float]:
+        """T at in-mask voxels and its df: recomputed from participant images, or the
+        stored group map when the study has no participant images."""
+        subset = self.subset(participants)
+        if self.uses_stored_maps:
+            gm = self.study.group_maps[contrast]
+            self._check_stored(gm.model, model, subset)
+            return self.study.group_map(contrast).astype(np.float64), gm.df
+        fit = self.fit(model, subset)
+        return fit.t_map(self.study.contrast(contrast).weights), float(fit.df)
+
+    def _check_stored(self, stored_model: str | None, model: str, subset: tuple[str, ...]) -> None:
+        """Stored maps answer only for their own model and every participant."""
+        if subset != tuple(self.study.participant_ids) or (stored_model and model != stored_model):
+            raise StudyError([Problem(str(self.study.root), f"another model or participant subset needs participant images; this folder has group maps only ({stored_model or 'unknown'} model, all participants)")])
+
+    def smoothness(self, contrast: str, model: ModelName = "cells", participants: tuple[str, ...] | None = None) -> rft.Smoothness | None:
+        """RFT smoothness: estimated from the model's residuals, or from the sidecar."""
+        subset = self.subset(participants)
+        if self.uses_stored_maps:
+            gm = self.study.group_maps[contrast]
+            if not gm.smoothness:
+                return None
+            return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size)
+        key_contrast = contrast if model == "paired" else ""
+        key = (model, subset, key_contrast)
+        if key not in self._smooth:
+            fit = self.fit(model, subset)
+            weights = self.study.contrast(contrast).weights if model == "paired" else None
+            self._smooth[key] = rft.estimate_smoothness(fit.residuals(weights), self.study.mask, fit.df, self.study.voxel_size)
+        return self._smooth[key]
+
+    # -- cluster table ------------------------------------------------------------------
+    def clusters(
+        self,
+        contrast: str,
+        *,
+        directions: tuple[Direction, ...] = ("pos",),
+        threshold: Threshold = Threshold(),
+        extent: int = DEFAULT_EXTENT,
+        model: ModelName = "cells",
+        participants: tuple[str, ...] | None = None,
+        label_atlas: str | None = DEFAULT_ATLAS,
+        with_rft: bool = True,
+    ) -> ClusterTable:
+        """SPM-convention cluster table of a contrast (one or both directions)."""
+        tvec, df = self.t_map(contrast, model, participants)
+        height = threshold.height(df)
+        smooth = self.smoothness(contrast, model, participants) if with_rft else None
+        volume = self.study.unmask(tvec)
+        frames, labels = [], {}
+        offset = 0
+        for direction in directions:
+            sign = 1.0 if direction == "pos" else -1.0
+            res = find_clusters(sign * volume, self.study.affine, height, extent=extent)
+            tab = res.table.copy()
+            tab["cluster_id"] += offset
+            offset += res.n_clusters
+            tab["direction"] = direction
+            labels[direction] = res.labels
+            frames.append(tab)
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        table = _add_statistics(table, df, height, smooth)
+        if label_atlas:
+            table["label"] = [atlas.label_coordinate((x, y, z), label_atlas) for x, y, z in table[["x", "y", "z"]].to_numpy()]
+        else:
+            table["label"] = ""
+        if len(directions) > 1:  # one list, clusters by their peak T as SPM orders them
+            order = table.groupby("cluster_id")["peak_t"].transform("max")
+            table = table.assign(_o=order).sort_values(["_o", "cluster_id", "peak_t"], ascending=[False, True, False]).drop(columns="_o")
+        return ClusterTable(table[CLUSTER_COLUMNS].reset_index(drop=True), labels, height, df, extent, smooth)
+
+    def cluster_voxels(self, table: ClusterTable, peak_mm: tuple[float, float, float]) -> tuple[np.ndarray, str]:
+        """In-mask voxel indices of the listed cluster containing a coordinate."""
+        ijk = np.linalg.solve(self.study.affine, [*peak_mm, 1.0])[:3]
+        ijk = tuple(int(round(v)) for v in ijk)
+        if not all(0 <= i < s for i, s in zip(ijk, self.study.shape)):
+            raise ValueError(f"({', '.join(f'{v:g}' for v in peak_mm)}) lies outside the image")
+        for direction, lab in table.labels.items():
+            value = lab[ijk]
+            if value:
+                return np.nonzero((lab == value)[self.study.mask])[0], direction
+        raise ValueError(
+            f"no cluster at {table.extent}+ voxels contains ({', '.join(f'{v:g}' for v in peak_mm)}) at T > {table.height:.2f}"
+        )
+
+    # -- regression ---------------------------------------------------------------------
+    def regress(
+        self,
+        contrast: str,
+        peak_mm: tuple[float, float, float],
+        *,
+        condition: str,
+        covariate: str,
+        value: ValueType = "eigenvariate",
+        method: Method = "lts",
+        directions: tuple[Direction, ...] = ("pos", "neg"),
+        threshold: Threshold = Threshold(),
+        extent: int = DEFAULT_EXTENT,
+        model: ModelName = "cells",
+        participants: tuple[str, ...] | None = None,
+    ) -> RegressionOutcome:
+        """Per-participant values of the cluster containing ``peak_mm`` (in the chosen
+        condition) regressed on a participants.tsv column."""
+        study = self.study
+        if condition not in study.condition_ids:
+            raise ValueError(f"unknown condition {condition!r}; known: {', '.join(study.condition_ids)}")
+        if covariate not in study.participants.columns:
+            raise ValueError(f"participants.tsv has no column {covariate!r}")
+        cov = pd.to_numeric(study.participants[covariate], errors="coerce")
+        if cov.notna().sum() == 0:
+            raise ValueError(f"column {covariate!r} is not numeric")
+        subset = self.subset(participants)
+        table = self.clusters(contrast, directions=directions, threshold=threshold, extent=extent, model=model, participants=subset, label_atlas=None, with_rft=False)
+        vox, _ = self.cluster_voxels(table, peak_mm)
+        fit = self.fit(model, subset)
+        values = cluster_values(fit.data, vox, study.condition_ids.index(condition), value)
+        x = cov.loc[list(subset)].to_numpy(float)
+        lts = lts_regression(x, values)
+        ols = ols_regression(x, values)
+        chosen, other = (lts, ols) if method == "lts" else (ols, lts)
+        used = np.isfinite(x) & np.isfinite(values)
+        weights = np.full(x.size, np.nan)
+        weights[used] = lts.weights
+        frame = pd.DataFrame({"participant_id": list(subset), "covariate": x, "value": values, "weight": weights})
+        peak_vox = np.asarray(np.nonzero(study.mask)).T[vox[np.argmax(np.abs(fit.t_map(study.contrast(contrast).weights)[vox]))]]
+        peak = tuple(float(v) for v in (study.affine @ [*peak_vox, 1.0])[:3])
+        return RegressionOutcome(chosen, other, frame, int(vox.size), peak)  # type: ignore[arg-type]
+
+
+def _add_statistics(table: pd.DataFrame, df: float, height: float, smooth: rft.Smoothness | None) -> pd.DataFrame:
+    """Z, p-unc and (with smoothness) RFT peak/cluster p-values, SPM conventions."""
+    table = table.copy()
+    t = table["peak_t"].to_numpy(float)
+    table["z_score"] = z_from_t(t, df)
+    table["p_unc"] = p_uncorrected(t, df)
+    if smooth is None or table.empty:
+        for col in ("p_fwe_peak", "p_fwe_cluster", "p_unc_cluster", "p_fdr_cluster"):
+            table[col] = np.nan
+        return table
+    k = table["k"].to_numpy(float)
+    table["p_fwe_peak"] = np.asarray(rft.peak_p_fwe(t, smooth), float)
+    table["p_fwe_cluster"] = np.asarray(rft.cluster_p_fwe(k, height, smooth), float)
+    table["p_unc_cluster"] = np.asarray(rft.cluster_p_unc(k, height, smooth), float)
+    fdr = np.full(len(table), np.nan)
+    for direction, part in table.groupby("direction"):
+        main = part[part["is_main_peak"]]
+        q = rft.cluster_p_fdr(main["k"].to_numpy(float), height, smooth)
+        by_cluster = dict(zip(main["cluster_id"], q))
+        fdr[part.index] = [by_cluster[c] for c in part["cluster_id"]]
+    table["p_fdr_cluster"] = fdr
+    return table

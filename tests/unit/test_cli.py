@@ -1,0 +1,106 @@
+"""The analysis commands of the CLI: machine-readable output on real folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dashboard import cli
+from dashboard.sample import DURATION
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_results"
+REQUIRED_CLUSTER_KEYS = {"cluster_id", "k", "peak_t", "z_score", "p_unc", "p_fwe_peak", "p_fwe_cluster", "x", "y", "z", "label"}
+
+
+def test_cl001_clusters_json_sample_interaction_sfg_first(capsys):
+    assert cli.main(["clusters", str(SAMPLE), "--contrast", "interaction", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert REQUIRED_CLUSTER_KEYS <= set(rows[0])
+    first = rows[0]
+    assert (first["x"], first["y"], first["z"]) == (14, 64, 14)
+    assert first["label"].startswith("Frontal_Sup")
+    assert first["peak_t"] == pytest.approx(4.57, abs=0.15)
+    assert 0 < first["p_fwe_cluster"] < 0.05  # significant at cluster level, as published
+
+
+def test_cl002_clusters_tsv_header_and_threshold_line(capsys):
+    assert cli.main(["clusters", str(SAMPLE), "--contrast", "placebo", "--direction", "neg", "--t", "4.0", "--k", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# placebo neg: T > 4.00")
+    assert out[1].split("\t")[:3] == ["cluster_id", "direction", "k"]
+    assert len(out) >= 3
+
+
+def test_cl003_regress_json_headline(capsys):
+    args = ["regress", str(SAMPLE), "--contrast", "interaction", "--peak", "14,64,14", "--condition", "cocaine_placebo", "--covariate", DURATION, "--format", "json"]
+    assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["intercept"] == pytest.approx(-0.44, abs=0.03)
+    assert out["slope"] == pytest.approx(0.13, abs=0.01)
+    assert out["p_value"] < 0.001
+    assert len(out["participants"]) == 22
+    assert {"participant_id", "covariate", "value", "weight"} == set(out["participants"][0])
+    assert sum(p["weight"] for p in out["participants"]) == out["n_eff"]
+
+
+def test_cl004_participant_subset_and_model_change_df(capsys):
+    subset = ",".join(f"sub-{i:02d}" for i in range(1, 12))
+    assert cli.main(["clusters", str(SAMPLE), "--contrast", "placebo", "--participants", subset, "--model", "paired"]) == 0
+    assert "df 10" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["clusters", "--contrast", "nope"], "unknown contrast 'nope'"),
+        (["regress", "--contrast", "interaction", "--peak", "0,0,0", "--condition", "cocaine_placebo", "--covariate", DURATION], "no cluster"),
+        (["regress", "--contrast", "interaction", "--peak", "14,64,14", "--condition", "cocaine_placebo", "--covariate", "shoe_size"], "no column 'shoe_size'"),
+        (["clusters", "--contrast", "placebo", "--participants", "sub-01,sub-77"], "unknown participants: sub-77"),
+    ],
+)
+def test_cl005_bad_requests_exit_2_with_one_line(args, message, capsys):
+    code = cli.main([args[0], str(SAMPLE), *args[1:]])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_cl006_group_only_folder_clusters_use_stored_map_and_regress_says_why(tmp_path, capsys):
+    from tests.studies import write_tiny_study
+
+    root = write_tiny_study(tmp_path / "g", with_images=False)
+    assert cli.main(["clusters", str(root), "--contrast", "placebo", "--p-unc", "0.05", "--k", "1"]) == 0
+    capsys.readouterr()
+    code = cli.main(["regress", str(root), "--contrast", "placebo", "--peak", "0,0,0", "--condition", "cocaine_placebo", "--covariate", "age"])
+    assert code == 2
+    assert "participant images" in capsys.readouterr().err
+
+
+def test_cl007_serve_warns_off_loopback_and_never_debug_by_default(monkeypatch, tiny_study, capsys):
+    import dash
+
+    seen = {}
+    monkeypatch.setattr(dash.Dash, "run", lambda self, **kw: seen.update(kw))
+    assert cli.main(["serve", str(tiny_study), "--host", "0.0.0.0", "--port", "8765"]) == 0
+    assert seen == {"host": "0.0.0.0", "port": 8765, "debug": False}
+    assert "warning: binding to 0.0.0.0" in capsys.readouterr().err
+    assert cli.main(["serve", str(tiny_study)]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_cl008_serve_bad_folder_exit_2(tmp_path, capsys):
+    (tmp_path / "design.json").write_text("{}")
+    assert cli.main(["serve", str(tmp_path)]) == 2
+    assert "dataset_description.json: missing" in capsys.readouterr().err
+
+
+def test_cl009_group_only_folder_refuses_other_models_and_subsets(tmp_path, capsys):
+    from tests.studies import write_tiny_study
+
+    root = write_tiny_study(tmp_path / "g", with_images=False)
+    assert cli.main(["clusters", str(root), "--contrast", "placebo", "--model", "paired"]) == 2
+    assert "needs participant images" in capsys.readouterr().err
+    assert cli.main(["clusters", str(root), "--contrast", "placebo", "--participants", "sub-01,sub-02,sub-03"]) == 2
+    assert "needs participant images" in capsys.readouterr().err
