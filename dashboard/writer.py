@@ -8,6 +8,7 @@ is written with sorted keys, TSVs with fixed float formatting.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,21 @@ def write_tsv(path: Path, df: pd.DataFrame) -> None:
     df.to_csv(path, sep="\t", index=False, na_rep="n/a", float_format="%.6g", lineterminator="\n")
 
 
-def write_image(path: Path, data: np.ndarray, affine: np.ndarray, *, dtype: type = np.float32, t_df: float | None = None) -> None:
-    """Write a NIfTI-1 image; ``dtype=np.int16`` stores scaled integers (slope chosen
-    to use the full int16 range, NaN stored as 0 outside the mask)."""
+def write_image(path: Path, data: np.ndarray, affine: np.ndarray, *, dtype: type = np.float32, t_df: float | None = None, quantum: float | None = None) -> None:
+    """Write a NIfTI-1 image.
+
+    ``dtype=np.int16`` stores scaled integers: with ``quantum`` the slope is that step
+    (data already on that grid are stored exactly), else the full int16 range is used.
+    NaN is stored as 0 (outside the mask).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(data)
     if np.dtype(dtype) == np.int16:
         finite = np.where(np.isfinite(data), data, 0.0)
         peak = float(np.abs(finite).max()) or 1.0
-        slope = peak / 32000.0
+        slope = quantum if quantum else peak / 32000.0
+        if peak / slope > 32767:
+            raise ValueError(f"{path.name}: values up to {peak:g} do not fit int16 with step {slope:g}")
         raw = np.round(finite / slope).astype(np.int16)
         img = nib.Nifti1Image(raw, affine)
         img.header.set_slope_inter(slope, 0.0)
@@ -48,7 +55,30 @@ def write_image(path: Path, data: np.ndarray, affine: np.ndarray, *, dtype: type
     img.header.set_sform(affine, code=4)
     if t_df is not None:
         img.header.set_intent("t test", (float(t_df),))
-    nib.save(img, str(path))
+    with _compresslevel(9):
+        nib.save(img, str(path))
+
+
+@contextmanager
+def _compresslevel(level: int):
+    """nibabel gzips at level 1 by default; the sample ships at 9 (smaller, same bytes
+    every run: nibabel writes gzip headers with mtime 0)."""
+    from nibabel.openers import Opener
+
+    old = Opener.default_compresslevel
+    Opener.default_compresslevel = level
+    try:
+        yield
+    finally:
+        Opener.default_compresslevel = old
+
+
+def write_group_maps(out: Path, group_maps: Mapping[str, tuple[np.ndarray, Mapping[str, Any]]], affine: np.ndarray) -> None:
+    """Group T maps (float32) with their JSON sidecars."""
+    for contrast, (tmap, sidecar) in group_maps.items():
+        path = Path(out) / group_map_name(contrast)
+        write_image(path, tmap, affine, dtype=np.float32, t_df=sidecar.get("DegreesOfFreedom"))
+        write_json(sidecar_path(path), dict(sidecar))
 
 
 def write_results_folder(
@@ -64,6 +94,7 @@ def write_results_folder(
     group_maps: Mapping[str, tuple[np.ndarray, Mapping[str, Any]]] | None = None,
     tables: Mapping[str, tuple[pd.DataFrame, Mapping[str, Any] | None]] | None = None,
     image_dtype: type = np.float32,
+    quantum: float | None = None,
 ) -> None:
     """Write every part of a results folder below ``out`` (created if needed).
 
@@ -79,11 +110,8 @@ def write_results_folder(
     if mask is not None:
         write_image(out / GROUP_DIR / MASK_NAME, mask.astype(np.uint8), affine, dtype=np.uint8)
     for (pid, session, cue), data in (participant_images or {}).items():
-        write_image(out / participant_image_name(pid, session, cue), data, affine, dtype=image_dtype)
-    for contrast, (tmap, sidecar) in (group_maps or {}).items():
-        path = out / group_map_name(contrast)
-        write_image(path, tmap, affine, dtype=np.float32, t_df=sidecar.get("DegreesOfFreedom"))
-        write_json(sidecar_path(path), dict(sidecar))
+        write_image(out / participant_image_name(pid, session, cue), data, affine, dtype=image_dtype, quantum=quantum)
+    write_group_maps(out, group_maps or {}, affine)
     for name, (df, meta) in (tables or {}).items():
         write_tsv(out / TABLES_DIR / f"{name}.tsv", df)
         if meta:
