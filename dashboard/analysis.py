@@ -175,12 +175,27 @@ class Analysis:
         participants: tuple[str, ...] | None = None,
         label_atlas: str | None = DEFAULT_ATLAS,
         with_rft: bool = True,
+        svc_mask: np.ndarray | None = None,
     ) -> ClusterTable:
-        """SPM-convention cluster table of a contrast (one or both directions)."""
+        """SPM-convention cluster table of a contrast (one or both directions).
+
+        With ``svc_mask`` (a boolean ROI on the study grid) the table is that of a
+        small-volume correction as SPM's: only voxels inside the ROI, and RFT p-values
+        with the ROI's resel counts and voxel count (``spm_VOI``).
+        """
         tvec, df = self.t_map(contrast, model, participants)
         height = threshold.height(df)
         smooth = self.smoothness(contrast, model, participants) if with_rft else None
         volume = self.study.unmask(tvec)
+        if svc_mask is not None:
+            svc_mask = np.asarray(svc_mask, bool)
+            if svc_mask.shape != self.study.shape:
+                raise ValueError(f"the small-volume mask has shape {svc_mask.shape}, the study grid is {self.study.shape}")
+            if not (svc_mask & self.study.mask).any():
+                raise ValueError("the small-volume mask holds no in-brain voxel")
+            volume = np.where(svc_mask, volume, np.nan)
+            if smooth is not None:
+                smooth = rft.svc_smoothness(smooth, svc_mask, self.study.mask)
         frames, labels = [], {}
         offset = 0
         for direction in directions:

@@ -235,6 +235,25 @@ def label_volume(shape, affine, atlas: str = "aal") -> np.ndarray:
     return _resampled(name, shape, aff.tobytes())
 
 
+def region_names(atlas: str = "aal") -> list[str]:
+    """Names of the regions of an atlas (for choosing small-volume ROIs)."""
+    atl = _load(_check_name(atlas))
+    return sorted({str(n) for n in atl.names[1:] if n != NO_LABEL})
+
+
+def region_mask(names, shape, affine, atlas: str = "aal") -> np.ndarray:
+    """Boolean mask of the voxels of a grid labelled with any of ``names`` (e.g. an
+    a-priori ROI for small-volume correction, such as ``["Hippocampus_R"]``)."""
+    atl = _load(_check_name(atlas))
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = sorted(set(names) - set(atl.names[1:].tolist()))
+    if unknown:
+        raise ValueError(f"unknown {atlas} region(s): {', '.join(unknown)}")
+    ids = np.nonzero(np.isin(atl.names, names))[0]
+    ids = ids[ids > 0]
+    return np.isin(label_volume(shape, affine, atlas), ids)
+
+
 # --------------------------------------------------------------------------- API
 
 

@@ -97,6 +97,22 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["tsv", "json"], default="tsv")
 
 
+def _svc_mask(args: argparse.Namespace, study: Study):
+    """Small-volume ROI from --svc-mask (NIfTI on the study grid) or --svc-region."""
+    if args.svc_mask:
+        import nibabel as nib
+
+        img = nib.load(args.svc_mask)
+        if tuple(img.shape[:3]) != study.shape or not np.allclose(img.affine, study.affine, atol=1e-3):
+            raise ValueError(f"{args.svc_mask}: not on the study grid {'x'.join(map(str, study.shape))} (resample it first)")
+        return np.asarray(img.dataobj).reshape(study.shape) > 0
+    if args.svc_region:
+        from dashboard.atlas import region_mask
+
+        return region_mask([r.strip() for r in args.svc_region.split(",")], study.shape, study.affine, "aal")
+    return None
+
+
 def _threshold(args: argparse.Namespace):
     from dashboard.analysis import DEFAULT_P_UNC, Threshold
 
@@ -120,7 +136,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
         analysis = _load_analysis(args.results)
         result = analysis.clusters(
             args.contrast, directions=(args.direction,), threshold=_threshold(args), extent=args.k,
-            model=args.model, participants=_subset(args),
+            model=args.model, participants=_subset(args), svc_mask=_svc_mask(args, analysis.study),
         )
     except StudyError as exc:
         return _print_problems(exc)
@@ -131,7 +147,8 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(table.to_json(orient="records", double_precision=10))
     else:
-        print(f"# {args.contrast} {args.direction}: {_threshold(args).describe(result.df)}, k >= {args.k}, model {args.model}")
+        svc_note = f", small volume {args.svc_mask or args.svc_region}" if (args.svc_mask or args.svc_region) else ""
+        print(f"# {args.contrast} {args.direction}: {_threshold(args).describe(result.df)}, k >= {args.k}, model {args.model}{svc_note}")
         print(table.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
     return 0
 
@@ -208,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contrast", required=True)
     p.add_argument("--direction", choices=["pos", "neg"], default="pos", help="pos: cocaine > neutral (placebo > N-AC for the interaction); neg: the reverse")
     _analysis_options(p)
+    svc = p.add_mutually_exclusive_group()
+    svc.add_argument("--svc-mask", default=None, help="small-volume correction in this ROI (NIfTI on the study grid)")
+    svc.add_argument("--svc-region", default=None, help="small-volume correction in AAL2 region(s), e.g. Hippocampus_R,Hippocampus_L")
     p.set_defaults(func=cmd_clusters)
 
     p = sub.add_parser("regress", help="regress per-participant cluster values on a covariate")

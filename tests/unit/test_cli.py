@@ -104,3 +104,25 @@ def test_cl009_group_only_folder_refuses_other_models_and_subsets(tmp_path, caps
     assert "needs participant images" in capsys.readouterr().err
     assert cli.main(["clusters", str(root), "--contrast", "placebo", "--participants", "sub-01,sub-02,sub-03"]) == 2
     assert "needs participant images" in capsys.readouterr().err
+
+
+def test_cl010_small_volume_correction_in_aal_roi(capsys):
+    base = ["clusters", str(SAMPLE), "--contrast", "placebo", "--k", "1", "--format", "json"]
+    assert cli.main(base) == 0
+    whole = {(r["x"], r["y"], r["z"]): r for r in json.loads(capsys.readouterr().out)}
+    assert cli.main([*base, "--svc-region", "Hippocampus_R,Hippocampus_L"]) == 0
+    svc = json.loads(capsys.readouterr().out)
+    assert svc and all(r["label"].startswith("Hippocampus") for r in svc)
+    peak = next(r for r in svc if (r["x"], r["y"], r["z"]) == (30, -34, -4))  # published R hippocampus
+    assert peak["peak_t"] == whole[(30, -34, -4)]["peak_t"]
+    assert peak["p_fwe_peak"] < 0.05 < whole[(30, -34, -4)]["p_fwe_peak"]  # as published: SVC 0.005, whole brain 0.212
+
+
+def test_cl011_svc_mask_off_grid_is_an_error(tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    path = tmp_path / "roi.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((10, 10, 10), np.uint8), np.eye(4)), str(path))
+    assert cli.main(["clusters", str(SAMPLE), "--contrast", "placebo", "--svc-mask", str(path)]) == 2
+    assert "not on the study grid" in capsys.readouterr().err
