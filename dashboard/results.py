@@ -139,6 +139,7 @@ class Study:
     affine: np.ndarray
     mask_path: Path | None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _group_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     # -- identity -----------------------------------------------------------------
     @property
@@ -204,13 +205,9 @@ class Study:
         gm = self.group_maps.get(contrast_id)
         if gm is None:
             raise KeyError(f"no stored group map for contrast {contrast_id!r}")
-        return self._group_map_cache(contrast_id)
-
-    def _group_map_cache(self, contrast_id: str) -> np.ndarray:
-        cache = self.__dict__.setdefault("_group_cache", {})
-        if contrast_id not in cache:
-            cache[contrast_id] = self.masked(_read_volume(self.group_maps[contrast_id].path)).astype(np.float32)
-        return cache[contrast_id]
+        if contrast_id not in self._group_cache:
+            self._group_cache[contrast_id] = self.masked(_read_volume(gm.path))
+        return self._group_cache[contrast_id]
 
     @cached_property
     def participant_data(self) -> np.ndarray:
