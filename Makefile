@@ -13,6 +13,7 @@ help:
 	@echo "make run    - create/refresh .venv and serve the app on $(RESULTS) at http://$(HOST):$(PORT)"
 	@echo "make test   - create/refresh .venv with test extras and run the whole suite"
 	@echo "make bench  - run the benchmark scripts"
+	@echo "make screenshots - regenerate docs/img/*.png from the running app"
 
 # The stamp is rebuilt whenever pyproject.toml changes (or the venv is missing).
 $(BIN)/.installed: pyproject.toml
@@ -38,6 +39,9 @@ test-fast: $(BIN)/.installed-test
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python scripts/bench_stats.py
+
+screenshots: $(BIN)/.installed-test
+	$(BIN)/python scripts/screenshots.py
 
 sample: $(BIN)/.installed
 	$(BIN)/cue-dashboard make-sample $(RESULTS) --force

@@ -4,16 +4,21 @@ Volumes are shown in RAS world orientation: :func:`to_ras` flips stored axes who
 affine direction is negative (e.g. SPM's LAS 2 mm grid), so left is on the left of
 every axial and coronal view ("neurological" convention, as nilearn's plots).
 Colours follow nilearn's ``cold_hot`` map, symmetric around 0.
+
+Figures are built as plain dicts (no ``go.Figure`` validation, ~ms per figure) and
+arrays are sent as plotly.js typed arrays (base64 ``bdata``), so a slice costs a few
+tens of kB.  Trace order is fixed (see ``GLASS_TRACES`` and ``SLICE_TRACES``) so the
+callbacks can ``Patch`` single traces.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 VIEWS = ("sagittal", "coronal", "axial")  # projection along x, y, z
 
@@ -71,41 +76,353 @@ def signed_mip(volume: np.ndarray, axis: int) -> np.ndarray:
     return np.where(any_finite, mip, np.nan)
 
 
+
+# ---------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------
+def typed(a: np.ndarray, dtype: str = "f4") -> dict[str, Any]:
+    """A numpy array as a plotly.js typed-array spec (NaN stays NaN = gap)."""
+    arr = np.ascontiguousarray(a, dtype={"f4": np.float32, "u1": np.uint8, "i1": np.int8}[dtype])
+    spec: dict[str, Any] = {"dtype": dtype, "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
+    if arr.ndim > 1:
+        spec["shape"] = ", ".join(str(n) for n in arr.shape)
+    return spec
+
+
+def outline_path(mask2d: np.ndarray, h: np.ndarray, v: np.ndarray) -> str:
+    """SVG path (data coordinates) along the voxel boundaries of a 2D mask (rows = v,
+    columns = h): drawn as one layout shape, which costs plotly almost nothing to
+    redraw (a contour trace is recomputed on every update)."""
+    m = np.pad(np.asarray(mask2d, bool), 1)
+    dh = float(h[1] - h[0]) if h.size > 1 else 1.0
+    dv = float(v[1] - v[0]) if v.size > 1 else 1.0
+    hh = np.concatenate([[h[0] - dh], h, [h[-1] + dh]])
+    vv = np.concatenate([[v[0] - dv], v, [v[-1] + dv]])
+    parts = []
+    rows, cols = np.nonzero(m[:-1, :] != m[1:, :])  # boundary between row r and r+1
+    for r, c in zip(rows, cols):
+        y = (vv[r] + vv[r + 1]) / 2
+        parts.append(f"M{hh[c] - dh / 2:g},{y:g}H{hh[c] + dh / 2:g}")
+    rows, cols = np.nonzero(m[:, :-1] != m[:, 1:])  # boundary between column c and c+1
+    for r, c in zip(rows, cols):
+        x = (hh[c] + hh[c + 1]) / 2
+        parts.append(f"M{x:g},{vv[r] - dv / 2:g}V{vv[r] + dv / 2:g}")
+    return "".join(parts)
+
+
+def thresholded(volume: np.ndarray, threshold: float, direction: str = "both") -> np.ndarray:
+    """Values beyond the threshold in the asked direction(s); NaN elsewhere."""
+    with np.errstate(invalid="ignore"):
+        if direction == "pos":
+            keep = volume > threshold
+        elif direction == "neg":
+            keep = volume < -threshold
+        else:
+            keep = np.abs(volume) > threshold
+    return np.where(keep, volume, np.nan).astype(np.float32)
+
+
+# projection / slicing axis -> (horizontal axis, vertical axis) of the 2D view
+VIEW_AXES = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+VIEW_NAMES = {0: "Sagittal", 1: "Coronal", 2: "Axial"}
+COORD_NAMES = "xyz"
+CROSSHAIR = "#39ff14"
+CLUSTER_LINE = "#ff2bd6"  # magenta: distinct from cold_hot and the green crosshair
+
+
+def _coords(grid: RasGrid, axis: int) -> np.ndarray:
+    return (grid.x, grid.y, grid.z)[axis]
+
+
+def _axis_range(c: np.ndarray) -> list[float]:
+    step = abs(float(c[1] - c[0])) if c.size > 1 else 1.0
+    return [float(c.min()) - step / 2, float(c.max()) + step / 2]
+
+
+def _colorbar(title: str = "T") -> dict[str, Any]:
+    return {"title": {"text": title, "side": "top"}, "thickness": 14, "len": 0.9, "x": 1.0, "xpad": 4, "tickfont": {"size": 13}}
+
+
+# ---------------------------------------------------------------------------------
+# glass brain: signed maximum-intensity projections
+# ---------------------------------------------------------------------------------
+GLASS_TRACES = 2  # per panel: [click/hover capture, shown MIP]; outline and point marker are layout shapes
+GLASS_SHOWN = 1
+
+
 def glass_brain_figure(
-    volume: np.ndarray,
+    volumes: list[tuple[np.ndarray, str | None]] | np.ndarray,
     grid: RasGrid,
     *,
     threshold: float,
     vmax: float,
+    direction: str = "both",
     outline: np.ndarray | None = None,
+    point: tuple[float, float, float] | None = None,
     title: str | None = None,
-    height: int = 320,
-) -> go.Figure:
-    """Three signed maximum-intensity projections (sagittal, coronal, axial) of a RAS
-    volume, values with |T| below ``threshold`` hidden, over a brain outline."""
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.02, subplot_titles=None)
-    spans = {0: (grid.y, grid.z), 1: (grid.x, grid.z), 2: (grid.x, grid.y)}  # projection axis -> (horizontal, vertical)
-    for col, axis in enumerate((0, 1, 2), start=1):
-        h, v = spans[axis]
-        if outline is not None:
-            sil = outline.any(axis=axis).astype(float).T
-            fig.add_trace(
-                go.Contour(x=h, y=v, z=sil, contours=dict(start=0.5, end=0.5, size=1, coloring="none"), line=dict(color="#888", width=1.2), showscale=False, hoverinfo="skip"),
-                row=1,
-                col=col,
-            )
-        mip = signed_mip(volume, axis)
-        shown = np.where(np.abs(mip) > threshold, mip, np.nan).T  # rows = vertical axis
-        fig.add_trace(
-            go.Heatmap(
-                x=h, y=v, z=shown, zmin=-vmax, zmax=vmax, colorscale=cold_hot_colorscale(),
-                showscale=(col == 3), colorbar=dict(title="T", thickness=12, len=0.9),
-                hovertemplate="%{x:.0f}, %{y:.0f}: T=%{z:.2f}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=col)
-        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, scaleanchor=f"x{col if col > 1 else ''}", row=1, col=col)
-    fig.update_layout(height=height, margin=dict(l=4, r=4, t=28 if title else 4, b=4), title=title, plot_bgcolor="white", paper_bgcolor="white")
-    return fig
+    height: int | None = None,
+    hover_volumes: list[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Signed MIPs (sagittal, coronal, axial) of one or more RAS volumes (one row each),
+    values below ``threshold`` hidden, over the brain outline, with the cursor point.
+
+    Trace ``GLASS_TRACES * (3 * row + col) + i`` is, for i = 0..1: a transparent
+    heatmap of the MIP (hover + click) and the shown MIP.  Layout shapes: the point
+    markers of the first row (shapes 0..2, see :func:`glass_marker`), then the brain
+    outlines (paths): moving the point is a cheap relayout, not a replot.  ``hover_volumes`` (default: the volumes) give the values under
+    the pointer, e.g. the unthresholded T map so that every in-brain point is clickable."""
+    if isinstance(volumes, np.ndarray):
+        volumes = [(volumes, title)]
+    rows = len(volumes)
+    widths = [len(_coords(grid, VIEW_AXES[a][0])) for a in (0, 1, 2)]
+    gap = 0.015
+    total = sum(widths)
+    usable = 0.94 - 2 * gap  # room on the right for the colour bar
+    x_domains, left = [], 0.0
+    for w in widths:
+        x_domains.append([left, left + usable * w / total])
+        left += usable * w / total + gap
+    row_gap = 0.06 if rows > 1 else 0.0
+    row_h = (1.0 - row_gap * (rows - 1) - (0.05 * rows if rows > 1 else 0)) / rows
+    data: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {
+        "height": height or (300 if rows == 1 else 250 * rows),
+        "margin": {"l": 4, "r": 4, "t": 8, "b": 4},
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "showlegend": False,
+        "hovermode": "closest",
+        "uirevision": "glass",
+        "annotations": [],
+        "font": {"size": 14},
+    }
+    transparent = [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]
+    colorscale = [list(c) for c in cold_hot_colorscale()]
+    for r, (volume, row_title) in enumerate(volumes):
+        top = 1.0 - r * (row_h + row_gap + (0.05 if rows > 1 else 0)) - (0.05 if rows > 1 else 0)
+        y_domain = [max(top - row_h, 0.0), top]
+        if rows > 1 and row_title:
+            layout["annotations"].append({"text": f"<b>{row_title}</b>", "xref": "paper", "yref": "paper", "x": 0, "y": top + 0.005,
+                                          "xanchor": "left", "yanchor": "bottom", "showarrow": False, "font": {"size": 15}})
+        for c, axis in enumerate((0, 1, 2)):
+            n = 3 * r + c + 1
+            xa, ya = f"x{n if n > 1 else ''}", f"y{n if n > 1 else ''}"
+            ha, va = VIEW_AXES[axis]
+            h, v = _coords(grid, ha), _coords(grid, va)
+            data.append({"type": "heatmap", "x": h.tolist(), "y": v.tolist(), "z": glass_capture(hover_volumes[r] if hover_volumes else volume, axis),
+                         "colorscale": transparent,
+                         "showscale": False, "xaxis": xa, "yaxis": ya,
+                         "hovertemplate": f"{COORD_NAMES[ha]}=%{{x:.0f}} {COORD_NAMES[va]}=%{{y:.0f}}<br>max |T| along {COORD_NAMES[axis]}: %{{z:.2f}}<extra></extra>"})
+            if outline is not None:
+                layout.setdefault("shapes", []).append({"type": "path", "path": _outline_cache(outline, axis, h, v), "xref": xa, "yref": ya,
+                                                        "line": {"color": "#8a8a8a", "width": 1.2}, "layer": "above"})
+            data.append({"type": "heatmap", "x": h.tolist(), "y": v.tolist(), "z": glass_shown(volume, axis, threshold, direction),
+                         "zmin": -vmax, "zmax": vmax,
+                         "colorscale": colorscale, "showscale": r == 0 and c == 2, "colorbar": _colorbar(), "hoverinfo": "skip",
+                         "xaxis": xa, "yaxis": ya})
+            if r == 0:
+                layout.setdefault("shapes", []).insert(c, glass_marker(point, axis, n))
+            layout[f"xaxis{n if n > 1 else ''}"] = {"domain": x_domains[c], "range": _axis_range(h), "visible": False, "constrain": "domain"}
+            layout[f"yaxis{n if n > 1 else ''}"] = {"domain": y_domain, "range": _axis_range(v), "visible": False, "scaleanchor": xa,
+                                                    "constrain": "domain"}
+    return {"data": data, "layout": layout}
+
+
+_OUTLINES: dict = {}
+
+
+def _outline_cache(outline: np.ndarray, axis: int, h: np.ndarray, v: np.ndarray) -> str:
+    key = (id(outline), outline.shape, axis)
+    hit = _OUTLINES.get(key)
+    if hit is None or hit[0] is not outline:
+        hit = _OUTLINES[key] = (outline, outline_path(outline.any(axis=axis).T, h, v))
+    return hit[1]
+
+
+def glass_capture(volume: np.ndarray, axis: int) -> dict[str, Any]:
+    """Hover/click layer of a glass-brain panel: the signed MIP of ``volume``."""
+    return typed(np.round(signed_mip(volume, axis).T, 2))
+
+
+def glass_shown(volume: np.ndarray, axis: int, threshold: float, direction: str = "both") -> dict[str, Any]:
+    """Coloured layer of a glass-brain panel: the signed MIP of suprathreshold values."""
+    return typed(signed_mip(thresholded(volume, threshold, direction), axis).T)
+
+
+def glass_marker(point, axis: int, n: int | None = None, radius: float = 5.0) -> dict[str, Any]:
+    """Circle shape around the point in the glass-brain panel of ``axis`` (axes n)."""
+    n = axis + 1 if n is None else n
+    suffix = str(n) if n > 1 else ""
+    ha, va = VIEW_AXES[axis]
+    visible = point is not None
+    x, y = (point[ha], point[va]) if visible else (0.0, 0.0)
+    return {"type": "circle", "xref": f"x{suffix}", "yref": f"y{suffix}", "x0": x - radius, "x1": x + radius, "y0": y - radius,
+            "y1": y + radius, "line": {"color": "#1b9e3e", "width": 2.5}, "visible": visible, "layer": "above"}
+
+
+def glass_click_to_point(click: dict, current: tuple[float, float, float], volume: np.ndarray | None, grid: RasGrid) -> tuple[float, float, float]:
+    """The point a click on a glass-brain panel means: the clicked two coordinates and,
+    along the projection ray, the voxel of max |T| of ``volume`` (shown values) when it
+    holds one, else the current coordinate."""
+    pt = click["points"][0]
+    axis = (int(pt["curveNumber"]) // GLASS_TRACES) % 3
+    ha, va = VIEW_AXES[axis]
+    new = list(current)
+    new[ha], new[va] = float(pt["x"]), float(pt["y"])
+    if volume is not None:
+        idx = list(grid.index_of(tuple(new)))  # type: ignore[arg-type]
+        sl: list[Any] = [idx[0], idx[1], idx[2]]
+        sl[axis] = slice(None)
+        ray = volume[tuple(sl)]
+        if np.isfinite(ray).any():
+            new[axis] = float(_coords(grid, axis)[int(np.nanargmax(np.abs(ray)))])
+    return tuple(new)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------
+# orthogonal slices
+# ---------------------------------------------------------------------------------
+SLICE_TRACES = ("template", "overlay", "hover")  # the selected cluster's outline is a path shape
+
+
+def take_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """2D slice through ``index`` along ``axis``; rows = the view's vertical axis."""
+    return np.take(volume, index, axis=axis).T
+
+
+def slice_parts(axis: int, index: int, *, template: np.ndarray, volume: np.ndarray, shown: np.ndarray,
+                cluster: np.ndarray | None) -> dict[str, Any]:
+    """The per-slice arrays of a slice figure (what changes when the slice moves)."""
+    t = take_slice(volume, axis, index)
+    return {
+        "template": typed(take_slice(template, axis, index), "u1"),
+        "overlay": typed(take_slice(shown, axis, index)),
+        "hover": typed(np.round(t, 2)),
+    }
+
+
+def slice_shapes(axis: int, point: tuple[float, float, float], grid: RasGrid, cluster: np.ndarray | None) -> list[dict[str, Any]]:
+    """Crosshair lines, plus the outline of the selected cluster in this slice."""
+    shapes = crosshair(axis, point, grid)
+    if cluster is not None:
+        ha, va = VIEW_AXES[axis]
+        path = outline_path(take_slice(cluster, axis, grid.index_of(point)[axis]), _coords(grid, ha), _coords(grid, va))
+        if path:
+            shapes.append({"type": "path", "path": path, "xref": "x", "yref": "y", "line": {"color": CLUSTER_LINE, "width": 2.5},
+                           "name": "selected cluster"})
+    return shapes
+
+
+def crosshair(axis: int, point: tuple[float, float, float], grid: RasGrid) -> list[dict[str, Any]]:
+    ha, va = VIEW_AXES[axis]
+    hr, vr = _axis_range(_coords(grid, ha)), _axis_range(_coords(grid, va))
+    line = {"color": CROSSHAIR, "width": 1, "dash": "dot"}
+    return [
+        {"type": "line", "xref": "x", "yref": "y", "x0": point[ha], "x1": point[ha], "y0": vr[0], "y1": vr[1], "line": line},
+        {"type": "line", "xref": "x", "yref": "y", "x0": hr[0], "x1": hr[1], "y0": point[va], "y1": point[va], "line": line},
+    ]
+
+
+def slice_title(axis: int, coord: float) -> str:
+    return f"{VIEW_NAMES[axis]}  {COORD_NAMES[axis]} = {coord:g}"
+
+
+def slice_figure(axis: int, parts: dict[str, Any], grid: RasGrid, point: tuple[float, float, float], *, vmax: float,
+                 showscale: bool = False, height: int = 360, cluster: np.ndarray | None = None) -> dict[str, Any]:
+    """One orthogonal slice: template (grey), thresholded T (cold_hot), selected
+    cluster outline, crosshair, and a transparent heatmap of T for hover/click."""
+    ha, va = VIEW_AXES[axis]
+    h, v = _coords(grid, ha).tolist(), _coords(grid, va).tolist()
+    # MNI x, y, z in order: two from the pointer, the slice's own from meta
+    coord = {ha: "%{x:.4~g}", va: "%{y:.4~g}", axis: "%{meta[0]:.4~g}"}
+    where = ", ".join(coord[a] for a in (0, 1, 2))
+    data = [
+        {"type": "heatmap", "x": h, "y": v, "z": parts["template"], "colorscale": [[0, "rgb(0,0,0)"], [1, "rgb(255,255,255)"]], "zmin": 0, "zmax": 300,
+         "showscale": False, "hoverinfo": "skip"},
+        {"type": "heatmap", "x": h, "y": v, "z": parts["overlay"], "zmin": -vmax, "zmax": vmax, "colorscale": [list(c) for c in cold_hot_colorscale()],
+         "showscale": showscale, "colorbar": _colorbar(), "hoverinfo": "skip"},
+        {"type": "heatmap", "x": h, "y": v, "z": parts["hover"], "colorscale": [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
+         "showscale": False, "meta": [point[axis]],
+         "hovertemplate": f"MNI ({where})<br>T = %{{z:.2f}}<extra></extra>"},
+    ]
+    letters = {0: ("P", "A"), 1: ("L", "R"), 2: ("L", "R")}[axis]
+    font = {"color": "white", "size": 14}
+    layout = {
+        "height": height,
+        "margin": {"l": 2, "r": 2, "t": 30, "b": 2},
+        "plot_bgcolor": "black",
+        "paper_bgcolor": "white",
+        "hovermode": "closest",
+        "uirevision": f"slice-{axis}",
+        "xaxis": {"range": _axis_range(np.asarray(h)), "visible": False, "constrain": "domain"},
+        "yaxis": {"range": _axis_range(np.asarray(v)), "visible": False, "scaleanchor": "x", "constrain": "domain"},
+        "shapes": slice_shapes(axis, point, grid, cluster),
+        "annotations": [
+            {"text": slice_title(axis, point[axis]), "xref": "paper", "yref": "paper", "x": 0, "y": 1.0, "xanchor": "left",
+             "yanchor": "bottom", "showarrow": False, "font": {"size": 15}},
+            {"text": letters[0], "xref": "x domain", "yref": "y domain", "x": 0.02, "y": 0.5, "showarrow": False, "font": font},
+            {"text": letters[1], "xref": "x domain", "yref": "y domain", "x": 0.98, "y": 0.5, "showarrow": False, "font": font},
+        ],
+        "font": {"size": 14},
+    }
+    return {"data": data, "layout": layout}
+
+
+def slice_click_to_point(axis: int, click: dict, current: tuple[float, float, float]) -> tuple[float, float, float]:
+    pt = click["points"][0]
+    ha, va = VIEW_AXES[axis]
+    new = list(current)
+    new[ha], new[va] = float(pt["x"]), float(pt["y"])
+    return tuple(new)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------
+# regression scatter
+# ---------------------------------------------------------------------------------
+def regression_figure(frame, lts, ols, *, x_label: str, y_label: str, highlight: str | None = None, height: int = 440) -> dict[str, Any]:
+    """Per-participant values against a covariate: LTS-kept points filled, LTS
+    down-weighted points as red x; LTS and OLS lines."""
+    kept = frame[frame["weight"] > 0.5]
+    dropped = frame[~(frame["weight"] > 0.5)]
+    hover = "%{customdata}<br>" + x_label + " = %{x:.3g}<br>" + y_label + " = %{y:.3g}<extra></extra>"
+    xs = frame["covariate"].to_numpy(float)
+    finite = xs[np.isfinite(xs)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    pad = 0.04 * (hi - lo or 1.0)
+    line_x = [lo - pad, hi + pad]
+    data = [
+        {"type": "scatter", "mode": "markers", "name": "kept by LTS", "x": kept["covariate"].tolist(), "y": kept["value"].tolist(),
+         "customdata": kept["participant_id"].tolist(), "hovertemplate": hover,
+         "marker": {"size": 11, "color": "#1f77b4", "line": {"color": "white", "width": 1}}},
+        {"type": "scatter", "mode": "markers", "name": "down-weighted by LTS", "x": dropped["covariate"].tolist(), "y": dropped["value"].tolist(),
+         "customdata": dropped["participant_id"].tolist(), "hovertemplate": hover,
+         "marker": {"size": 13, "color": "#d62728", "symbol": "x-open", "line": {"width": 2}}},
+        {"type": "scatter", "mode": "lines", "name": f"LTS: y = {lts.intercept:.2f} + {lts.slope:.2f}x", "x": line_x,
+         "y": [lts.intercept + lts.slope * v for v in line_x], "line": {"color": "#1f77b4", "width": 3}, "hoverinfo": "skip"},
+        {"type": "scatter", "mode": "lines", "name": f"OLS: y = {ols.intercept:.2f} + {ols.slope:.2f}x", "x": line_x,
+         "y": [ols.intercept + ols.slope * v for v in line_x], "line": {"color": "#888", "width": 2, "dash": "dash"}, "hoverinfo": "skip"},
+    ]
+    if highlight is not None and highlight in set(frame["participant_id"]):
+        row = frame[frame["participant_id"] == highlight].iloc[0]
+        data.append({"type": "scatter", "mode": "markers", "name": highlight, "x": [row["covariate"]], "y": [row["value"]],
+                     "hoverinfo": "skip", "showlegend": False,
+                     "marker": {"size": 22, "color": "rgba(0,0,0,0)", "line": {"color": "#ff9900", "width": 3}}})
+    layout = {
+        "height": height,
+        "margin": {"l": 64, "r": 10, "t": 10, "b": 100},
+        "xaxis": {"title": {"text": x_label}, "zeroline": False, "gridcolor": "#eee"},
+        "yaxis": {"title": {"text": y_label}, "zeroline": True, "zerolinecolor": "#ccc", "gridcolor": "#eee"},
+        "legend": {"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top", "font": {"size": 13}},
+        "plot_bgcolor": "white",
+        "paper_bgcolor": "white",
+        "hovermode": "closest",
+        "font": {"size": 14},
+    }
+    return {"data": data, "layout": layout}
+
+
+def empty_figure(message: str, height: int = 300) -> dict[str, Any]:
+    return {"data": [], "layout": {"height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                                   "plot_bgcolor": "white", "paper_bgcolor": "white", "margin": {"l": 4, "r": 4, "t": 4, "b": 4},
+                                   "annotations": [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                                                    "x": 0.5, "y": 0.5, "font": {"size": 15, "color": "#666"}}]}}

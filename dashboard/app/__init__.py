@@ -1,24 +1,32 @@
 """Dash front end: the app factory and its settings.
 
 The factory loads the study once (core: :mod:`dashboard.results`), attaches one
-flask-caching ``Cache`` to the server, builds the layout and registers the callbacks.
+flask-caching ``Cache`` to the server (kept for shared, cross-process caches), builds
+the compute :class:`~dashboard.app.engine.Engine` (in-process caches of numpy arrays,
+which are too large and too hot to pickle through flask-caching), the layout and the
+callbacks.
 Callbacks stay thin: they translate UI state into core calls and results into figures.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import dash
 from flask_caching import Cache
 
+from dashboard.app.engine import Engine
+from dashboard.app.state import default_state
 from dashboard.results import Study, load_study
 
-# Top-level assets/ (not next to the package). Bootstrap's CSS is vendored there
-# (assets/vendor/) because the app must work with no internet access.
-ASSETS_DIR = Path(__file__).resolve().parent.parent.parent / "assets"
+# Top-level assets/ (not next to the package; a wheel carries a copy as
+# dashboard/_assets). Bootstrap's CSS is vendored there (assets/vendor/) because the
+# app must work with no internet access.
+_PACKAGE = Path(__file__).resolve().parent.parent
+ASSETS_DIR = _PACKAGE.parent / "assets" if (_PACKAGE.parent / "assets").is_dir() else _PACKAGE / "_assets"
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,8 @@ class Settings:
     debug: bool = False
     cache_dir: str | None = None  # file-system cache; default: a fresh temporary folder
     redis_url: str | None = None  # use Redis instead of the file system
+    template: bool = True  # MNI152 template under the slices (else the analysis mask)
+    warm: bool = True  # compute the default view in a background thread at start-up
 
 
 def make_cache(settings: Settings) -> Cache:
@@ -40,14 +50,14 @@ def make_cache(settings: Settings) -> Cache:
     return Cache(config={"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": cache_dir, "CACHE_THRESHOLD": 2000, "CACHE_DEFAULT_TIMEOUT": 0})
 
 
-def create_app(settings: Settings, study: Study | None = None) -> dash.Dash:
+def create_app(settings: Settings, study: Study | None = None, engine: Engine | None = None) -> dash.Dash:
     """Build the Dash app for one results folder.
 
     Raises :class:`dashboard.results.StudyError` when the folder cannot be loaded.
     """
     from dashboard.app import callbacks, layout
 
-    study = study or load_study(settings.results_dir, check_data=True)
+    study = engine.study if engine is not None else (study or load_study(settings.results_dir, check_data=True))
     app = dash.Dash(
         __name__,
         title=f"cue-dashboard: {study.name}",
@@ -56,6 +66,12 @@ def create_app(settings: Settings, study: Study | None = None) -> dash.Dash:
     )
     cache = make_cache(settings)
     cache.init_app(app.server)
+    engine = engine or Engine(study, template=settings.template)
+    app.server.config["CUE_ENGINE"] = engine  # for scripts and tests
     app.layout = layout.build_layout(study)
-    callbacks.register(app, study, cache)
+    callbacks.register(app, engine)
+    if settings.warm:
+        # the default view's fits and RFT smoothness (~2-3 s on the sample) are computed
+        # while the browser loads the page; callbacks wait on the engine lock
+        threading.Thread(target=engine.warm, args=(default_state(study),), daemon=True, name="cue-warm").start()
     return app

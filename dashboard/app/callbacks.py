@@ -1,31 +1,190 @@
-"""Callbacks: translate UI state into core calls and results into figures.
+"""Callbacks: wire component properties to :mod:`dashboard.app.views` (which does the
+work from the engine and the view state).
 
-Graph: contrast dropdown -> glass brain + status line.
+Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.state`)::
+
+    contrast, direction, use-T switch, p, T, k, model,          ┐
+    covariate, value, condition, x/y/z inputs,                  │
+    glass-brain / slice clickData, cluster-table cellClicked,   ├─ update_view ─> VIEW (+ x/y/z inputs, p/T enabled)
+    participant-grid selectedRows                               ┘
+    quick filters, "Include all", "Exclude sub-XX" ── select_participants ─> participant-grid selectedRows (-> update_view)
+    regression-scatter clickData, grid selectedRows ── offer_exclusion ─> exclude button, grid highlight + scroll
+
+    VIEW ─┬─ draw_maps ──────────> glass brain, 3 slices (Patch when only the point moved), status, point text
+          ├─ fill_cluster_table ─> table rows (RFT p-values, or "n/a (re-estimating)" + RFT_PENDING)
+          │        RFT_PENDING ── estimate_rft ─> table rows with RFT p-values
+          ├─ draw_regression ────> scatter + LTS/OLS stats box
+          ├─ count_included ─────> "N of M included"
+          └─ draw_compare (+ active tab) ─> the three contrasts' glass brains
 """
 
 from __future__ import annotations
 
+import logging
+
 import dash
-import numpy as np
-from dash import Input, Output
-from flask_caching import Cache
+from dash import Input, Output, State, ctx, no_update
+from dash.exceptions import PreventUpdate
 
-from dashboard import figures
 from dashboard.app import ids
-from dashboard.results import Study
-from dashboard.stats.thresholds import t_threshold
+from dashboard.app import state as st
+from dashboard.app import views
+from dashboard.app.engine import Engine
 
-DEFAULT_P_UNC = 0.001
+log = logging.getLogger(__name__)
+
+# input id -> what it changes in the view state (see views.next_state)
+INPUT_KINDS = {
+    ids.CONTRAST: "contrast", ids.DIRECTION: "direction", ids.USE_T: "use_t", ids.P_UNC: "p_unc", ids.T_VALUE: "t",
+    ids.EXTENT: "k", ids.MODEL: "model", ids.COVARIATE: "covariate", ids.VALUE_TYPE: "value", ids.CONDITION: "condition",
+    ids.POINT_X: "x", ids.POINT_Y: "y", ids.POINT_Z: "z", ids.GLASS_BRAIN: "glass",
+    ids.SLICE_SAGITTAL: "slice0", ids.SLICE_CORONAL: "slice1", ids.SLICE_AXIAL: "slice2",
+    ids.CLUSTER_TABLE: "table", ids.PARTICIPANT_GRID: "participants",
+}
+INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", ids.SLICE_CORONAL: "clickData",
+               ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows"}
 
 
-def register(app: dash.Dash, study: Study, cache: Cache) -> None:
-    outline = figures.to_ras(study.mask, study.affine)[0]
+def register(app: dash.Dash, engine: Engine) -> None:
+    inputs = [Input(cid, INPUT_PROPS.get(cid, "value")) for cid in INPUT_KINDS]
 
-    @app.callback(Output(ids.GLASS_BRAIN, "figure"), Output(ids.STATUS, "children"), Input(ids.CONTRAST, "value"))
-    def show_contrast(contrast: str):
-        gm = study.group_maps[contrast]
-        vol, grid = figures.to_ras(study.unmask(study.group_map(contrast)), study.affine)
-        vmax = float(np.nanmax(np.abs(vol)))
-        u = t_threshold(DEFAULT_P_UNC, gm.df)
-        fig = figures.glass_brain_figure(vol, grid, threshold=u, vmax=vmax, outline=outline)
-        return fig, f"T map, df {gm.df:g}; shown |T| > {u:.2f} (p < {DEFAULT_P_UNC:g} uncorrected)"
+    @app.callback(
+        Output(ids.VIEW, "data"), Output(ids.POINT_X, "value"), Output(ids.POINT_Y, "value"), Output(ids.POINT_Z, "value"),
+        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"),
+        *inputs, State(ids.VIEW, "data"),
+    )
+    def update_view(*args):
+        state = args[-1]
+        trigger = ctx.triggered_id
+        values = dict(zip(INPUT_KINDS, args[:-1]))
+        if trigger is None:  # initial call: pass the state on (no_update would not trigger the views)
+            x, y, z = state["point"]
+            return state, x, y, z, state["use_t"], not state["use_t"]
+        try:
+            new = views.next_state(engine, state, trigger, values[trigger], INPUT_KINDS)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.info("input ignored: %s", exc)
+            raise PreventUpdate from exc
+        x, y, z = new["point"]
+        return (new if new != state else no_update), x, y, z, new["use_t"], not new["use_t"]
+
+    @app.callback(
+        Output(ids.GLASS_BRAIN, "figure"), *[Output(s, "figure") for s in ids.SLICES], Output(ids.STATUS, "children"),
+        Output(ids.POINT_TEXT, "children"), Output(ids.RENDERED_MAPS, "data"),
+        Input(ids.VIEW, "data"), State(ids.RENDERED_MAPS, "data"),
+    )
+    def draw_maps(state, rendered):
+        try:
+            glass, slices, status, point_text, new_rendered = views.draw_maps(engine, state, rendered)
+        except Exception as exc:  # noqa: BLE001 - say it on the page
+            log.exception("draw_maps")
+            return no_update, no_update, no_update, no_update, f"Cannot compute this view: {exc}", no_update, no_update
+        return glass, *slices, status, point_text, new_rendered
+
+    @app.callback(
+        Output(ids.CLUSTER_TABLE, "rowData"), Output(ids.CLUSTER_NOTE, "children"), Output(ids.RENDERED_TABLE, "data"),
+        Output(ids.RFT_PENDING, "data"),
+        Input(ids.VIEW, "data"), State(ids.RENDERED_TABLE, "data"),
+    )
+    def fill_cluster_table(state, rendered):
+        key = st.table_key(state)
+        if key == rendered:
+            raise PreventUpdate
+        subset = engine.subset(state["participants"])
+        ready = engine.rft_ready(state["contrast"], state["model"], subset)
+        try:
+            rows, note = views.table_rows(engine, state, with_rft=ready, pending=not ready)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("fill_cluster_table")
+            return [], f"Cannot compute the cluster table: {exc}", key, None
+        return rows, note, key, (None if ready else key)
+
+    @app.callback(
+        Output(ids.CLUSTER_TABLE, "rowData", allow_duplicate=True), Output(ids.CLUSTER_NOTE, "children", allow_duplicate=True),
+        Input(ids.RFT_PENDING, "data"), State(ids.VIEW, "data"),
+        prevent_initial_call=True,
+    )
+    def estimate_rft(pending, state):
+        if not pending or st.table_key(state) != pending:
+            raise PreventUpdate
+        try:
+            return views.table_rows(engine, state, with_rft=True, pending=False)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("estimate_rft")
+            return no_update, f"RFT p-values failed: {exc}"
+
+    @app.callback(
+        Output(ids.SCATTER, "figure"), Output(ids.REG_STATS, "children"), Output(ids.RENDERED_REGRESSION, "data"),
+        Input(ids.VIEW, "data"), Input(ids.SCATTER, "clickData"), State(ids.RENDERED_REGRESSION, "data"),
+    )
+    def draw_regression(state, click, rendered):
+        highlight = _clicked_participant(click)
+        key = [st.regression_key(state), highlight]
+        if key == rendered:
+            raise PreventUpdate
+        fig, stats = views.draw_regression(engine, state, highlight)
+        return fig, stats, key
+
+    @app.callback(
+        Output(ids.EXCLUDE_BUTTON, "children"), Output(ids.EXCLUDE_BUTTON, "style"),
+        Output(ids.PARTICIPANT_GRID, "rowClassRules"), Output(ids.PARTICIPANT_GRID, "scrollTo"),
+        Input(ids.SCATTER, "clickData"), Input(ids.PARTICIPANT_GRID, "selectedRows"),
+        prevent_initial_call=True,
+    )
+    def offer_exclusion(click, selected):
+        pid = _clicked_participant(click)
+        if pid is None or pid not in views.selected_ids(engine, selected):
+            return "Exclude", {"display": "none"}, {}, no_update
+        rules = {"participant-highlight": f"params.data.participant_id === {pid!r}"}
+        scroll = {"rowId": pid, "rowPosition": "middle"} if ctx.triggered_id == ids.SCATTER else no_update
+        return f"Exclude {pid}", {"display": "inline-block"}, rules, scroll
+
+    @app.callback(
+        Output(ids.PARTICIPANT_GRID, "selectedRows"),
+        Output(ids.FILTER_SEX, "value"), Output(ids.FILTER_ROUTE, "value"), Output(ids.FILTER_URINE, "value"),
+        Output(ids.FILTER_AGE, "value"), Output(ids.FILTER_DURATION, "value"),
+        Input(ids.FILTER_SEX, "value"), Input(ids.FILTER_ROUTE, "value"), Input(ids.FILTER_URINE, "value"),
+        Input(ids.FILTER_AGE, "value"), Input(ids.FILTER_DURATION, "value"),
+        Input(ids.RESET_PARTICIPANTS, "n_clicks"), Input(ids.EXCLUDE_BUTTON, "n_clicks"),
+        State(ids.PARTICIPANT_GRID, "selectedRows"), State(ids.SCATTER, "clickData"),
+        State(ids.FILTER_SEX, "options"), State(ids.FILTER_ROUTE, "options"),
+        State(ids.FILTER_AGE, "min"), State(ids.FILTER_AGE, "max"), State(ids.FILTER_DURATION, "min"), State(ids.FILTER_DURATION, "max"),
+        prevent_initial_call=True,
+    )
+    def select_participants(sex, route, urine, age, duration, _reset, _exclude, selected, click, sex_opts, route_opts,
+                            age_min, age_max, dur_min, dur_max):
+        trigger = ctx.triggered_id
+        keep = (no_update,) * 5
+        if trigger == ids.EXCLUDE_BUTTON:
+            pid = _clicked_participant(click)
+            current = views.selected_ids(engine, selected)
+            if pid is None or pid not in current:
+                raise PreventUpdate
+            return {"ids": [p for p in current if p != pid]}, *keep
+        if trigger == ids.RESET_PARTICIPANTS:
+            return {"ids": list(engine.all_ids)}, sex_opts, route_opts, "any", [age_min, age_max], [dur_min, dur_max]
+        return {"ids": views.filter_participants(engine, sex, route, urine, age, duration)}, *keep
+
+    @app.callback(
+        Output(ids.INCLUDED_COUNT, "children"),
+        Input(ids.VIEW, "data"), Input(ids.PARTICIPANT_GRID, "selectedRows"),
+    )
+    def count_included(state, selected):
+        return views.included_text(engine, state, selected)
+
+    @app.callback(
+        Output(ids.COMPARE, "figure"), Output(ids.COMPARE_STATUS, "children"),
+        Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"),
+    )
+    def draw_compare(tab, state):
+        if tab != ids.TAB_COMPARE:
+            raise PreventUpdate
+        return views.draw_compare(engine, state)
+
+
+def _clicked_participant(click) -> str | None:
+    try:
+        pid = click["points"][0]["customdata"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    return pid if isinstance(pid, str) else None

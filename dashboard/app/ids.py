@@ -1,7 +1,63 @@
 """Component ids, in one place."""
 
-CONTRAST = "contrast-select"
-GLASS_BRAIN = "glass-brain"
+# header
 SYNTHETIC_BANNER = "synthetic-banner"
 STUDY_TITLE = "study-title"
+
+# the one serialisable view state (see dashboard.app.state) and render bookkeeping
+VIEW = "view-state"
+RENDERED_MAPS = "rendered-maps"  # what the map figures currently show (for Patch)
+RENDERED_TABLE = "rendered-table"  # key of the cluster table on screen
+RFT_PENDING = "rft-pending"  # cluster-table key whose RFT p-values are being estimated
+RENDERED_REGRESSION = "rendered-regression"
+
+# controls
+CONTRAST = "contrast-select"
+DIRECTION = "direction-select"
+USE_T = "threshold-use-t"
+P_UNC = "threshold-p-unc"
+T_VALUE = "threshold-t"
+EXTENT = "extent-k"
+MODEL = "model-select"
+MODEL_WRAPPER = "model-select-wrapper"
+MODEL_TOOLTIP = "model-tooltip"
 STATUS = "status-line"
+
+# views
+TABS = "view-tabs"
+TAB_EXPLORE = "tab-explore"
+TAB_COMPARE = "tab-compare"
+GLASS_BRAIN = "glass-brain"
+SLICE_SAGITTAL = "slice-sagittal"
+SLICE_CORONAL = "slice-coronal"
+SLICE_AXIAL = "slice-axial"
+SLICES = (SLICE_SAGITTAL, SLICE_CORONAL, SLICE_AXIAL)
+POINT_X = "point-x"
+POINT_Y = "point-y"
+POINT_Z = "point-z"
+POINT_TEXT = "point-text"
+COMPARE = "compare-glass-brains"
+COMPARE_STATUS = "compare-status"
+
+# cluster table
+CLUSTER_TABLE = "cluster-table"
+CLUSTER_NOTE = "cluster-note"
+
+# regression
+COVARIATE = "covariate-select"
+VALUE_TYPE = "value-select"
+CONDITION = "condition-select"
+SCATTER = "regression-scatter"
+REG_STATS = "regression-stats"
+REG_NOTE = "regression-note"
+EXCLUDE_BUTTON = "exclude-participant"
+
+# participants
+PARTICIPANT_GRID = "participant-grid"
+INCLUDED_COUNT = "included-count"
+FILTER_SEX = "filter-sex"
+FILTER_ROUTE = "filter-route"
+FILTER_URINE = "filter-urine"
+FILTER_AGE = "filter-age"
+FILTER_DURATION = "filter-duration"
+RESET_PARTICIPANTS = "reset-participants"

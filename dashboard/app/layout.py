@@ -1,12 +1,27 @@
-"""Page layout: header (study, synthetic-data banner), controls and views."""
+"""Page layout: header (study, synthetic-data banner); left column of controls; centre
+views (glass brain + orthogonal slices, or the three contrasts compared); cluster table
+and regression below; participants last."""
 
 from __future__ import annotations
 
+import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import dcc, html
 
 from dashboard.app import ids
+from dashboard.app.state import default_state, numeric_columns
 from dashboard.results import Study
+from dashboard.stats.models import model_df
+
+GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"], "toImageButtonOptions": {"scale": 2}}
+NO_IMAGES = "Needs participant images; this results folder has group maps only, so the stored (published) model is shown."
+
+# p formatter: 3 significant digits; a missing RFT value says why
+P_FORMAT = {"function": "params.value == null ? ((params.colDef.field.includes('cluster') && !params.data.is_main_peak) ? '' : "
+                        "(params.data.rft_note || 'n/a')) : (params.value < 0.001 ? d3.format('.3~e')(params.value) : d3.format('.3~g')(params.value))"}
+T_FORMAT = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
+Z_FORMAT = {"function": "params.value == null ? 'inf' : d3.format('.2f')(params.value)"}  # Z is only missing when infinite
 
 
 def synthetic_banner(study: Study) -> html.Div | None:
@@ -25,23 +40,303 @@ def synthetic_banner(study: Study) -> html.Div | None:
     )
 
 
-def build_layout(study: Study) -> html.Div:
+def _field(label: str, control, html_for: str | None = None, className: str = "mb-3"):
+    return html.Div([dbc.Label(label, html_for=html_for, className="fw-semibold mb-1"), control], className=className)
+
+
+def controls(study: Study, state: dict) -> dbc.Card:
+    has_images = study.has_participant_images
     contrast_options = [{"label": c.label, "value": c.id} for c in study.contrasts]
+    n = len(study.participant_ids)
+
+    def df(model: str) -> str:
+        try:
+            return f"df {model_df(model, n, len(study.conditions))}"  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - label only
+            return ""
+
+    model_options = [
+        {"label": f"Cells, {df('cells')} (as published)", "value": "cells"},
+        {"label": f"Cells + subjects, {df('subjects')}", "value": "subjects", "disabled": not has_images},
+        {"label": f"Paired, {df('paired')} (per-participant contrast)", "value": "paired", "disabled": not has_images},
+    ]
+    model = html.Div(dbc.RadioItems(id=ids.MODEL, options=model_options, value=state["model"]), id=ids.MODEL_WRAPPER)
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                _field("Contrast", dbc.RadioItems(id=ids.CONTRAST, options=contrast_options, value=state["contrast"],
+                                                  className="contrast-radio")),
+                _field("Direction", dbc.RadioItems(id=ids.DIRECTION, value=state["direction"], options=[
+                    {"label": "cocaine > neutral", "value": "pos"},
+                    {"label": "neutral > cocaine", "value": "neg"},
+                    {"label": "both", "value": "both"},
+                ])),
+                html.Div(
+                    [
+                        dbc.Label("Voxel threshold", className="fw-semibold mb-1"),
+                        dbc.Switch(id=ids.USE_T, label="threshold on T instead of p", value=state["use_t"], className="mb-1"),
+                        dbc.InputGroup([dbc.InputGroupText("p unc. <"), dbc.Input(id=ids.P_UNC, type="number", value=state["p_unc"], min=1e-8,
+                                                                                   max=0.5, step="any", debounce=True)], className="mb-1"),
+                        dbc.InputGroup([dbc.InputGroupText("T >"), dbc.Input(id=ids.T_VALUE, type="number", value=state["t"], min=0, max=50,
+                                                                              step=0.1, debounce=True, disabled=True)]),
+                    ],
+                    className="mb-3",
+                ),
+                _field("Cluster extent k (voxels)", dbc.Input(id=ids.EXTENT, type="number", value=state["k"], min=0, step=1, debounce=True),
+                       ids.EXTENT),
+                _field("Model", model),
+                dbc.Tooltip(NO_IMAGES if not has_images else "Cells: 4 cell means, pooled error (df = 4n - 4, as published). "
+                            "Cells + subjects: adds participant effects. Paired: one contrast image per participant (df = n - 1).",
+                            target=ids.MODEL_WRAPPER, placement="right"),
+                html.Div(id=ids.STATUS, className="status-line"),
+            ]
+        ),
+        className="mb-3",
+    )
+
+
+def explore_tab() -> html.Div:
+    slice_cols = [
+        dbc.Col(dcc.Graph(id=gid, config=GRAPH_CONFIG, className="slice-graph"), md=4)
+        for gid in ids.SLICES
+    ]
+    point_inputs = dbc.Row(
+        [
+            dbc.Col(html.Span("Cursor (MNI mm)", className="fw-semibold"), width="auto"),
+            *[
+                dbc.Col(dbc.InputGroup([dbc.InputGroupText(name), dbc.Input(id=cid, type="number", step="any", debounce=True, value=0)], size="sm"),
+                        width=2)
+                for name, cid in (("x", ids.POINT_X), ("y", ids.POINT_Y), ("z", ids.POINT_Z))
+            ],
+            dbc.Col(html.Span(id=ids.POINT_TEXT, className="point-text"), className="text-end"),
+        ],
+        className="align-items-center g-2 my-1",
+    )
+    return html.Div(
+        [
+            dcc.Graph(id=ids.GLASS_BRAIN, config=GRAPH_CONFIG),
+            point_inputs,
+            dbc.Row(slice_cols, className="g-1"),
+        ]
+    )
+
+
+def compare_tab() -> html.Div:
+    return html.Div(
+        [
+            html.Div(id=ids.COMPARE_STATUS, className="text-muted my-1"),
+            dcc.Graph(id=ids.COMPARE, config=GRAPH_CONFIG),
+        ]
+    )
+
+
+def cluster_panel() -> dbc.Card:
+    cols = [
+        {"field": "cluster_id", "headerName": "Cluster", "width": 105, "filter": "agNumberColumnFilter"},
+        {"field": "direction_label", "headerName": "Direction", "width": 185},
+        {"field": "k", "headerName": "k (voxels)", "width": 110, "filter": "agNumberColumnFilter"},
+        {"field": "peak_t", "headerName": "Peak T", "width": 105, "valueFormatter": T_FORMAT, "filter": "agNumberColumnFilter"},
+        {"field": "z_score", "headerName": "Z", "width": 90, "valueFormatter": Z_FORMAT, "filter": "agNumberColumnFilter"},
+        {"field": "p_unc", "headerName": "p unc. (peak)", "width": 140, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
+        {"field": "p_fwe_peak", "headerName": "p FWE peak", "width": 175, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
+        {"field": "p_fwe_cluster", "headerName": "p FWE cluster", "width": 175, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
+        {"field": "p_fdr_cluster", "headerName": "p FDR cluster", "width": 175, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
+        {"field": "xyz", "headerName": "x y z (mm)", "width": 125, "sortable": False},
+        {"field": "label", "headerName": "Atlas label (AAL)", "flex": 1, "minWidth": 200, "tooltipField": "label"},
+    ]
+    grid = dag.AgGrid(
+        id=ids.CLUSTER_TABLE,
+        columnDefs=cols,
+        rowData=[],
+        defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": False},
+        getRowId="params.data.row_id",
+        rowClassRules={"sub-peak": "!params.data.is_main_peak"},
+        dashGridOptions={"rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+                         "domLayout": "normal", "tooltipShowDelay": 300, "suppressCellFocus": True},
+        style={"height": "260px", "width": "100%"},
+        className="ag-theme-quartz cluster-grid",
+    )
+    return dbc.Card(
+        [
+            dbc.CardHeader(html.Span("Clusters", className="fw-semibold")),
+            dbc.CardBody([html.Div(id=ids.CLUSTER_NOTE, className="small text-muted mb-1"), grid], className="p-2"),
+        ],
+        className="mb-3",
+    )
+
+
+def regression_panel(study: Study, state: dict) -> dbc.Card:
+    covariates = numeric_columns(study)
+
+    def cov_label(col: str) -> str:
+        info = study.participant_columns.get(col, {}) if isinstance(study.participant_columns, dict) else {}
+        units = info.get("Units") if isinstance(info, dict) else None
+        return f"{col} ({units})" if units else col
+
+    controls_row = dbc.Row(
+        [
+            dbc.Col(_field("Covariate", dcc.Dropdown(id=ids.COVARIATE, options=[{"label": cov_label(c), "value": c} for c in covariates],
+                                                     value=state["covariate"], clearable=False), className="mb-1"), md=5),
+            dbc.Col(_field("Condition", dcc.Dropdown(id=ids.CONDITION, options=[{"label": c.label, "value": c.id} for c in study.conditions],
+                                                     value=state["condition"], clearable=False), className="mb-1"), md=4),
+            dbc.Col(_field("Value", dbc.RadioItems(id=ids.VALUE_TYPE, value=state["value"], options=[
+                {"label": "eigenvariate", "value": "eigenvariate"}, {"label": "mean", "value": "mean"}]), className="mb-1"), md=3),
+        ],
+        className="g-2",
+    )
+    return dbc.Card(
+        [
+            dbc.CardHeader(html.Span("Cluster values vs covariate", className="fw-semibold")),
+            dbc.CardBody(
+                [
+                    controls_row,
+                    dbc.Row(
+                        [
+                            dbc.Col(dcc.Graph(id=ids.SCATTER, config=GRAPH_CONFIG), md=8),
+                            dbc.Col([html.Div(id=ids.REG_STATS, className="reg-stats"),
+                                     dbc.Button("Exclude", id=ids.EXCLUDE_BUTTON, color="danger", outline=True, size="sm",
+                                                className="mt-2", style={"display": "none"})], md=4),
+                        ],
+                        className="g-2",
+                    ),
+                    dbc.Alert(
+                        [html.Strong("Circularity: "), "these values come from a cluster selected on the same data, so the "
+                         "effect sizes (slope, R²) are biased upwards; use them to inspect, not to estimate."],
+                        id=ids.REG_NOTE, color="light", className="small py-1 px-2 mt-2 mb-0",
+                    ),
+                ],
+                className="p-2",
+            ),
+        ],
+        className="mb-3",
+    )
+
+
+def _levels(study: Study, col: str) -> list[str]:
+    if col not in study.participants.columns:
+        return []
+    return sorted(str(v) for v in study.participants[col].dropna().unique())
+
+
+def _range(study: Study, col: str) -> tuple[float, float] | None:
+    if col not in study.participants.columns:
+        return None
+    values = pd.to_numeric(study.participants[col], errors="coerce").dropna()
+    if values.empty:
+        return None
+    import math
+
+    return float(math.floor(values.min())), float(math.ceil(values.max()))
+
+
+def participant_rows(study: Study) -> list[dict]:
+    frame = study.participants.reset_index()
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def participants_panel(study: Study) -> dbc.Card:
+    frame = study.participants.reset_index()
+    cols = []
+    for i, col in enumerate(frame.columns):
+        numeric = pd.to_numeric(frame[col], errors="coerce").notna().sum() >= max(1, frame[col].notna().sum() // 2) and col != "participant_id"
+        cdef = {"field": col, "headerName": col, "filter": "agNumberColumnFilter" if numeric else "agTextColumnFilter",
+                "minWidth": 110 if col != "participant_id" else 150, "headerTooltip": _describe(study, col)}
+        if i == 0:
+            cdef["pinned"] = "left"
+        cols.append(cdef)
+    has_images = study.has_participant_images
+    # every filter exists in every study (callbacks need the ids); the ones without
+    # their participants.tsv column are hidden
+    filters = []
+    for label, cid, col in (("Sex", ids.FILTER_SEX, "sex"), ("Route", ids.FILTER_ROUTE, "route")):
+        levels = _levels(study, col)
+        filters.append(dbc.Col(_field(label, dbc.Checklist(id=cid, options=levels, value=levels, inline=True), className="mb-1"),
+                               width="auto", style=None if levels else {"display": "none"}))
+    urine_cols = [c for c in study.participants.columns if c.startswith("urine_")]
+    filters.append(dbc.Col(_field("Urine cocaine test", dbc.RadioItems(id=ids.FILTER_URINE, value="any", inline=True, options=[
+        {"label": "any", "value": "any"}, {"label": "negative at both sessions", "value": "negative"},
+        {"label": "positive at a session", "value": "positive"}]), className="mb-1"), width="auto",
+        style=None if urine_cols else {"display": "none"}))
+    for label, cid, col in (("Age (years)", ids.FILTER_AGE, "age"), ("Cocaine use (years)", ids.FILTER_DURATION, "cocaine_duration_years")):
+        rng = _range(study, col)
+        lo, hi = rng or (0.0, 1.0)
+        filters.append(dbc.Col(_field(label, dcc.RangeSlider(id=cid, min=lo, max=hi, value=[lo, hi], step=0.1,
+                                                             marks={lo: f"{lo:g}", hi: f"{hi:g}"},
+                                                             tooltip={"placement": "top", "always_visible": False}),
+                                      className="mb-1"), md=4, style=None if rng else {"display": "none"}))
+    filters.append(dbc.Col(dbc.Button("Include all", id=ids.RESET_PARTICIPANTS, color="secondary", outline=True, size="sm"), width="auto",
+                           className="align-self-center"))
+    grid = dag.AgGrid(
+        id=ids.PARTICIPANT_GRID,
+        columnDefs=cols,
+        rowData=participant_rows(study),
+        defaultColDef={"sortable": True, "filter": True, "resizable": True, "floatingFilter": True},
+        getRowId="params.data.participant_id",
+        selectedRows={"ids": list(study.participant_ids)},
+        dashGridOptions={"rowSelection": {"mode": "multiRow", "checkboxes": has_images, "headerCheckbox": has_images,
+                                          "enableClickSelection": False, "selectAll": "filtered"},
+                         "suppressCellFocus": True, "tooltipShowDelay": 300},
+        rowClassRules={},
+        style={"height": "420px", "width": "100%"},
+        className="ag-theme-quartz",
+    )
+    note = None if has_images else dbc.Alert("Excluding participants " + NO_IMAGES[0].lower() + NO_IMAGES[1:], color="light", className="small py-1")
+    return dbc.Card(
+        [
+            dbc.CardHeader([html.Span("Participants ", className="fw-semibold"),
+                            html.Span(id=ids.INCLUDED_COUNT, className="badge bg-primary ms-2 included-count")]),
+            dbc.CardBody([note, dbc.Row(filters, className="g-3 mb-2 align-items-end", style=None if has_images else {"display": "none"}), grid],
+                         className="p-2"),
+        ],
+        className="mb-3",
+    )
+
+
+def _describe(study: Study, col: str) -> str:
+    info = study.participant_columns.get(col, {}) if isinstance(study.participant_columns, dict) else {}
+    if not isinstance(info, dict):
+        return col
+    text = info.get("Description", col)
+    return f"{text} ({info['Units']})" if info.get("Units") else text
+
+
+def build_layout(study: Study) -> html.Div:
+    state = default_state(study)
     return dbc.Container(
         [
-            html.H1(study.name, id=ids.STUDY_TITLE, className="h4 mt-2"),
-            synthetic_banner(study),
-            dbc.Row(
-                dbc.Col(
-                    [
-                        dbc.Label("Contrast", html_for=ids.CONTRAST),
-                        dcc.Dropdown(id=ids.CONTRAST, options=contrast_options, value=contrast_options[0]["value"], clearable=False),
-                    ],
-                    md=4,
-                )
+            dcc.Store(id=ids.VIEW, data=state),
+            dcc.Store(id=ids.RENDERED_MAPS, data=None),
+            dcc.Store(id=ids.RENDERED_TABLE, data=None),
+            dcc.Store(id=ids.RFT_PENDING, data=None),
+            dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
+            html.Div(
+                [html.H1(study.name, id=ids.STUDY_TITLE, className="h4 my-2 me-3"), synthetic_banner(study)],
+                className="d-flex flex-wrap align-items-center",
             ),
-            html.Div(id=ids.STATUS, className="text-muted small mt-2"),
-            dcc.Graph(id=ids.GLASS_BRAIN, config={"displaylogo": False}),
+            dbc.Row(
+                [
+                    dbc.Col(controls(study, state), xl=2, lg=3),
+                    dbc.Col(
+                        dbc.Tabs(
+                            [
+                                dbc.Tab(explore_tab(), label="Explore", tab_id=ids.TAB_EXPLORE),
+                                dbc.Tab(compare_tab(), label="Compare contrasts", tab_id=ids.TAB_COMPARE),
+                            ],
+                            id=ids.TABS,
+                            active_tab=ids.TAB_EXPLORE,
+                        ),
+                        xl=10, lg=9,
+                    ),
+                ]
+            ),
+            dbc.Row(dbc.Col(cluster_panel()), className="mt-2"),
+            dbc.Row(
+                [
+                    dbc.Col(regression_panel(study, state), xl=6),
+                    dbc.Col(participants_panel(study), xl=6),
+                ],
+            ),
         ],
         fluid=True,
+        className="pb-4",
     )

@@ -1,0 +1,225 @@
+"""The app's compute layer: :class:`dashboard.analysis.Analysis` behind small in-process
+caches keyed by primitives, with volumes already reoriented to RAS for display.
+
+- ``volume(contrast, model, subset)``: T volume (RAS, float32) and df; cached (LRU).
+- ``table(...)``: cluster table (+ RAS label volumes); cached per key, computed with or
+  without RFT p-values.  RFT smoothness estimation takes ~1.3 s per new (model, subset),
+  so the app first shows a table without RFT p-values ("n/a (re-estimating)") and asks
+  for the RFT version in a second callback (see :meth:`rft_ready`).
+- ``regression(...)``: per-participant values vs a covariate (Analysis.regress).
+
+Analysis is not thread-safe (it fills dicts of fits); every call into it holds one
+lock.  Cache hits do not take the lock, so moving the cursor stays fast while an RFT
+estimate runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dashboard import figures
+from dashboard.analysis import Analysis, RegressionOutcome, Threshold
+from dashboard.results import Study
+from dashboard.stats.thresholds import p_uncorrected, t_threshold
+
+log = logging.getLogger(__name__)
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        value = self.data.get(key)
+        if value is not None:
+            self.data.move_to_end(key)
+        return value
+
+    def put(self, key, value):
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
+        return value
+
+
+@dataclass(frozen=True)
+class TableResult:
+    frame: pd.DataFrame  # analysis.CLUSTER_COLUMNS
+    labels: dict[str, np.ndarray]  # direction -> RAS int volume
+    height: float
+    df: float
+    with_rft: bool
+
+
+def load_template(study: Study) -> np.ndarray | None:
+    """MNI152 2 mm template (ships with nilearn) resampled to the study grid, as RAS
+    uint8 (0-255); None when nilearn cannot provide it."""
+    try:
+        from nilearn import datasets, image
+
+        tpl = datasets.load_mni152_template(resolution=2)
+        res = image.resample_img(tpl, target_affine=study.affine, target_shape=study.shape, interpolation="continuous",
+                                 force_resample=True, copy_header=True)
+        data = np.nan_to_num(np.asarray(res.dataobj, dtype=np.float32))
+    except Exception:  # noqa: BLE001 - the views fall back to the mask
+        log.exception("MNI template unavailable; slices show the analysis mask")
+        return None
+    top = float(np.percentile(data[data > 0], 99.5)) if (data > 0).any() else 1.0
+    scaled = np.clip(data / top * 255.0, 0, 255).astype(np.uint8)
+    return figures.to_ras(scaled, study.affine)[0]
+
+
+class Engine:
+    """Cached answers for one study."""
+
+    def __init__(self, study: Study, *, template: bool = True):
+        self.study = study
+        self.analysis = Analysis(study)
+        self.lock = threading.RLock()
+        self.mask, self.grid = figures.to_ras(study.mask, study.affine)
+        tpl = load_template(study) if template else None
+        self.template = tpl if tpl is not None else (self.mask.astype(np.uint8) * 160)
+        self.all_ids = tuple(study.participant_ids)
+        self._volumes = _LRU(24)
+        self._tables = _LRU(64)
+        self._regressions = _LRU(64)
+        self._shown = _LRU(16)
+        self._rft_ready: set = set()
+
+    # -- keys ------------------------------------------------------------------------
+    def subset(self, participants) -> tuple[str, ...]:
+        return self.analysis.subset(None if participants is None else list(participants))
+
+    def _model(self, model: str) -> str:
+        return model if self.study.has_participant_images else "cells"
+
+    # -- maps ------------------------------------------------------------------------
+    def volume(self, contrast: str, model: str, subset: tuple[str, ...]) -> tuple[np.ndarray, float]:
+        """RAS float32 T volume (NaN outside the mask) and its df."""
+        key = (contrast, self._model(model), subset)
+        hit = self._volumes.get(key)
+        if hit is not None:
+            return hit
+        with self.lock:
+            hit = self._volumes.get(key)
+            if hit is not None:
+                return hit
+            tvec, df = self.analysis.t_map(contrast, key[1], subset)  # type: ignore[arg-type]
+            vol = figures.to_ras(self.study.unmask(tvec.astype(np.float32)), self.study.affine)[0]
+            return self._volumes.put(key, (vol, float(df)))
+
+    def vmax(self, contrasts, model: str, subset: tuple[str, ...]) -> float:
+        """Colour-scale limit: max |T| over the given contrasts (at least 1)."""
+        m = max(float(np.nanmax(np.abs(self.volume(c, model, subset)[0]))) for c in contrasts)
+        return max(m, 1.0)
+
+    @staticmethod
+    def height(state: dict, df: float) -> float:
+        if state["use_t"]:
+            return float(state["t"])
+        return float(t_threshold(float(state["p_unc"]), df))
+
+    @staticmethod
+    def describe(state: dict, df: float) -> str:
+        """'df 84 · T > 3.19 (p < 0.001 unc.)'"""
+        u = Engine.height(state, df)
+        if state["use_t"]:
+            return f"df {df:g} · T > {u:.2f} (p < {float(p_uncorrected(u, df)):.2g} unc.)"
+        return f"df {df:g} · T > {u:.2f} (p < {float(state['p_unc']):g} unc.)"
+
+    def threshold(self, state: dict) -> Threshold:
+        return Threshold(p_unc=None, t=float(state["t"])) if state["use_t"] else Threshold(p_unc=float(state["p_unc"]))
+
+    # -- cluster tables --------------------------------------------------------------
+    def _rft_key(self, contrast: str, model: str, subset: tuple[str, ...]):
+        return (model, subset, contrast if model == "paired" else "")
+
+    def rft_ready(self, contrast: str, model: str, subset: tuple[str, ...]) -> bool:
+        """True when RFT p-values come without a new smoothness estimate."""
+        if not self.study.has_participant_images:
+            return True
+        return self._rft_key(contrast, self._model(model), subset) in self._rft_ready
+
+    def table(self, state: dict, *, with_rft: bool) -> TableResult:
+        contrast, model = state["contrast"], self._model(state["model"])
+        subset = self.subset(state["participants"])
+        directions = {"pos": ("pos",), "neg": ("neg",)}.get(state["direction"], ("pos", "neg"))
+        threshold = self.threshold(state)
+        key = (contrast, model, subset, directions, threshold, int(state["k"]), with_rft)
+        hit = self._tables.get(key)
+        if hit is not None:
+            return hit
+        if not with_rft:  # an RFT version is as good
+            hit = self._tables.get(key[:-1] + (True,))
+            if hit is not None:
+                return hit
+        with self.lock:
+            self.volume(contrast, model, subset)  # fit under the same lock
+            ct = self.analysis.clusters(contrast, directions=directions, threshold=threshold, extent=int(state["k"]),
+                                        model=model, participants=subset, with_rft=with_rft)  # type: ignore[arg-type]
+            if with_rft:
+                self._rft_ready.add(self._rft_key(contrast, model, subset))
+        labels = {d: figures.to_ras(lab, self.study.affine)[0] for d, lab in ct.labels.items()}
+        return self._tables.put(key, TableResult(ct.table, labels, ct.height, ct.df, with_rft and ct.smoothness is not None))
+
+    def shown(self, state: dict) -> np.ndarray:
+        """RAS T volume of what survives the threshold *and* the extent (the listed
+        clusters, in the asked direction(s)); NaN elsewhere."""
+        result = self.table(state, with_rft=False)
+        key = (id(result),)
+        hit = self._shown.get(key)
+        if hit is not None and hit[0] is result:
+            return hit[1]
+        vol, _ = self.volume(state["contrast"], state["model"], self.subset(state["participants"]))
+        keep = np.zeros(vol.shape, bool)
+        for lab in result.labels.values():
+            keep |= lab > 0
+        out = np.where(keep, vol, np.nan).astype(np.float32)
+        self._shown.put(key, (result, out))
+        return out
+
+    def cluster_mask(self, result: TableResult, cluster: dict | None) -> np.ndarray | None:
+        """RAS boolean volume of the selected cluster (found by its peak), or None."""
+        if not cluster or cluster.get("direction") not in result.labels:
+            return None
+        lab = result.labels[cluster["direction"]]
+        i, j, k = self.grid.index_of(tuple(cluster["peak"]))
+        value = lab[i, j, k]
+        return (lab == value) if value else None
+
+    # -- regression ------------------------------------------------------------------
+    def regression(self, state: dict) -> RegressionOutcome:
+        cluster = state["cluster"]
+        subset = self.subset(state["participants"])
+        directions = {"pos": ("pos",), "neg": ("neg",)}.get(state["direction"], ("pos", "neg"))
+        key = (state["contrast"], state["model"], subset, directions, self.threshold(state), int(state["k"]),
+               tuple(cluster["peak"]), state["condition"], state["covariate"], state["value"])
+        hit = self._regressions.get(key)
+        if hit is not None:
+            return hit
+        with self.lock:
+            out = self.analysis.regress(state["contrast"], tuple(cluster["peak"]), condition=state["condition"],
+                                        covariate=state["covariate"], value=state["value"], method="lts",
+                                        directions=directions, threshold=self.threshold(state), extent=int(state["k"]),
+                                        model=state["model"], participants=subset)
+        return self._regressions.put(key, out)
+
+    # -- start-up --------------------------------------------------------------------
+    def warm(self, state: dict) -> None:
+        """Compute the default view's maps and table (with RFT) ahead of the first
+        request; errors are logged (the callbacks will report them)."""
+        try:
+            subset = self.subset(state["participants"])
+            for c in self.study.contrasts:
+                self.volume(c.id, state["model"], subset)
+            self.table(state, with_rft=True)
+        except Exception:  # noqa: BLE001
+            log.exception("warm-up failed")

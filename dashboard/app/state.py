@@ -1,0 +1,84 @@
+"""The view state: one JSON-serialisable dict that says everything the page shows.
+
+Every control writes into it (callback ``update_view``) and every view is drawn from it,
+so a view can be restored from the dict alone (e.g. from a URL later).  Keys:
+
+``contrast``     contrast id (``placebo``, ``nac``, ``interaction``)
+``direction``    ``pos`` (cocaine > neutral), ``neg`` (neutral > cocaine) or ``both``
+``p_unc``        voxel threshold as an uncorrected p (used when ``use_t`` is false)
+``t``            voxel threshold as a T value (used when ``use_t`` is true)
+``use_t``        which of the two thresholds applies
+``k``            cluster extent threshold (voxels)
+``model``        ``cells`` (as published), ``subjects`` or ``paired``
+``point``        [x, y, z] MNI mm of the cursor
+``cluster``      selected cluster: {"direction": "pos"|"neg", "peak": [x, y, z]} or None
+``covariate``    participants.tsv column for the regression
+``value``        ``eigenvariate`` or ``mean``
+``condition``    condition id whose cluster values are regressed
+``participants`` included participant ids (study order)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from dashboard.results import Study
+
+DIRECTIONS = {"pos": ("pos",), "neg": ("neg",), "both": ("pos", "neg")}
+MODELS = ("cells", "subjects", "paired")
+VALUES = ("eigenvariate", "mean")
+DEFAULT_P = 0.001
+DEFAULT_T = 3.5
+DEFAULT_K = 10
+DEFAULT_COVARIATE = "cocaine_duration_years"
+DEFAULT_CONDITION = "cocaine_placebo"
+
+
+def numeric_columns(study: Study) -> list[str]:
+    """participants.tsv columns with at least two distinct numeric values."""
+    out = []
+    for col in study.participants.columns:
+        values = pd.to_numeric(study.participants[col], errors="coerce")
+        if values.notna().sum() >= 2 and values.nunique() >= 2:
+            out.append(col)
+    return out
+
+
+def default_state(study: Study) -> dict[str, Any]:
+    covariates = numeric_columns(study)
+    model = study.design.get("DefaultModel", "cells") if isinstance(study.design, dict) else "cells"
+    return {
+        "contrast": study.contrasts[0].id,
+        "direction": "pos",
+        "p_unc": DEFAULT_P,
+        "t": DEFAULT_T,
+        "use_t": False,
+        "k": DEFAULT_K,
+        "model": model if model in MODELS else "cells",
+        "point": [0.0, 0.0, 0.0],
+        "cluster": None,
+        "covariate": DEFAULT_COVARIATE if DEFAULT_COVARIATE in covariates else (covariates[0] if covariates else None),
+        "value": "eigenvariate",
+        "condition": DEFAULT_CONDITION if DEFAULT_CONDITION in study.condition_ids else study.condition_ids[0],
+        "participants": list(study.participant_ids),
+    }
+
+
+def map_key(state: dict[str, Any]) -> list:
+    """What the thresholded T map depends on (a JSON-comparable list)."""
+    return [state["contrast"], state["model"], list(state["participants"]), state["direction"], threshold_key(state)]
+
+
+def threshold_key(state: dict[str, Any]) -> list:
+    return ["t", float(state["t"])] if state["use_t"] else ["p", float(state["p_unc"])]
+
+
+def table_key(state: dict[str, Any]) -> list:
+    """What the cluster table depends on."""
+    return [*map_key(state), int(state["k"])]
+
+
+def regression_key(state: dict[str, Any]) -> list:
+    return [*table_key(state), state["cluster"], state["covariate"], state["value"], state["condition"]]

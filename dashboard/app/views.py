@@ -1,0 +1,325 @@
+"""What the callbacks do, as plain functions of (engine, state): testable without a
+browser (tests/app).  Callbacks in :mod:`dashboard.app.callbacks` only wire these to
+component properties."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from dash import Patch, html, no_update
+
+from dashboard import figures
+from dashboard.app import state as st
+from dashboard.app.engine import Engine
+
+DIRECTION_LABELS = {"pos": "cocaine > neutral", "neg": "neutral > cocaine"}
+MIN_PARTICIPANTS = 4
+RFT_PENDING_NOTE = "n/a (re-estimating)"
+
+
+# -- view state ------------------------------------------------------------------------
+def snap(engine: Engine, point) -> list[float]:
+    """Nearest voxel centre (mm) of a point, clipped to the grid."""
+    i, j, k = engine.grid.index_of(tuple(float(v) for v in point))
+    return [float(engine.grid.x[i]), float(engine.grid.y[j]), float(engine.grid.z[k])]
+
+
+def selected_ids(engine: Engine, selected) -> list[str]:
+    """Participant ids (study order) from an AgGrid ``selectedRows`` value."""
+    if isinstance(selected, dict):
+        wanted = set(selected.get("ids") or [])
+    else:
+        wanted = {row.get("participant_id") for row in (selected or []) if isinstance(row, dict)}
+    return [p for p in engine.all_ids if p in wanted]
+
+
+def row_id(direction: str, cluster_id: int, xyz, index: int) -> str:
+    return f"{direction}|{cluster_id}|{xyz[0]:g}|{xyz[1]:g}|{xyz[2]:g}|{index}"
+
+
+def parse_row_id(rid: str) -> tuple[str, list[float]]:
+    parts = str(rid).split("|")
+    return parts[0], [float(parts[2]), float(parts[3]), float(parts[4])]
+
+
+def cluster_at(engine: Engine, state: dict, point) -> dict | None:
+    """The listed cluster containing a point, as {"direction", "peak" (main peak)}."""
+    try:
+        result = engine.table(state, with_rft=False)
+    except Exception:  # noqa: BLE001 - no table, no cluster
+        return None
+    i, j, k = engine.grid.index_of(tuple(point))
+    for direction, lab in result.labels.items():
+        value = lab[i, j, k]
+        if not value:
+            continue
+        rows = result.frame[(result.frame["direction"] == direction) & result.frame["is_main_peak"]]
+        for _, row in rows.iterrows():
+            pi, pj, pk = engine.grid.index_of((row["x"], row["y"], row["z"]))
+            if lab[pi, pj, pk] == value:
+                return {"direction": direction, "peak": [float(row["x"]), float(row["y"]), float(row["z"])]}
+    return None
+
+
+def next_state(engine: Engine, state: dict, trigger: str | None, value: Any, ids_map: dict[str, str]) -> dict:
+    """The view state after one user action (``trigger`` = id of the changed input,
+    ``ids_map`` names the ids: see callbacks).  Raises ``ValueError`` for an input that
+    cannot be used (the state is then kept)."""
+    new = dict(state)
+    kind = ids_map.get(trigger or "", "")
+    if kind in ("contrast", "direction"):
+        new[kind] = value
+        new["cluster"] = None
+    elif kind in ("model", "covariate", "value", "condition"):
+        if value is None:
+            raise ValueError(f"no {kind}")
+        new[kind] = value
+    elif kind == "use_t":
+        new["use_t"] = bool(value)
+    elif kind == "p_unc":
+        if value is None or not (0 < float(value) < 1):
+            raise ValueError("p must be between 0 and 1")
+        new["p_unc"] = float(value)
+    elif kind == "t":
+        if value is None or float(value) <= 0:
+            raise ValueError("T must be positive")
+        new["t"] = float(value)
+    elif kind == "k":
+        if value is None or int(value) < 0:
+            raise ValueError("k must be >= 0")
+        new["k"] = int(value)
+    elif kind in ("x", "y", "z"):
+        if value is None:
+            raise ValueError("coordinate missing")
+        point = list(state["point"])
+        point["xyz".index(kind)] = float(value)
+        new["point"] = snap(engine, point)
+        new["cluster"] = cluster_at(engine, new, new["point"]) or state["cluster"]
+    elif kind.startswith("slice"):
+        axis = int(kind[-1])
+        new["point"] = snap(engine, figures.slice_click_to_point(axis, value, tuple(state["point"])))
+        new["cluster"] = cluster_at(engine, new, new["point"]) or state["cluster"]
+    elif kind == "glass":
+        shown = engine.shown(state)
+        new["point"] = snap(engine, figures.glass_click_to_point(value, tuple(state["point"]), shown, engine.grid))
+        new["cluster"] = cluster_at(engine, new, new["point"]) or state["cluster"]
+    elif kind == "table":
+        if not value or value.get("rowId") is None:
+            raise ValueError("no row")
+        direction, peak = parse_row_id(value["rowId"])
+        new["point"] = snap(engine, peak)
+        new["cluster"] = {"direction": direction, "peak": peak}
+    elif kind == "participants":
+        if not engine.study.has_participant_images:
+            raise ValueError("subsets need participant images")
+        chosen = selected_ids(engine, value)
+        if len(chosen) < MIN_PARTICIPANTS:
+            raise ValueError(f"at least {MIN_PARTICIPANTS} participants are needed")
+        new["participants"] = chosen
+    return new
+
+
+# -- maps ------------------------------------------------------------------------------
+def _vmax(engine: Engine, state: dict) -> float:
+    """Colour-scale limit: max |T| over all contrasts with *all* participants, so the
+    scale stays put when participants are excluded (and that redraw is a Patch)."""
+    return engine.vmax([c.id for c in engine.study.contrasts], state["model"], engine.all_ids)
+
+
+def draw_maps(engine: Engine, state: dict, rendered: dict | None):
+    """(glass figure, 3 slice figures, status text, point text, rendered).
+
+    Sends only what changed since ``rendered`` (what the figures show now): a full
+    figure when the model changed (colour scale), else a ``Patch`` of the layers that
+    depend on what changed -- contrast or participants: T (hover) layers;
+    threshold/extent/direction: coloured layers; selected cluster: outline; slice
+    position: that slice's arrays; point: crosshair and glass-brain markers --
+    and ``no_update`` for a figure with nothing new."""
+    subset = engine.subset(state["participants"])
+    vol, df = engine.volume(state["contrast"], state["model"], subset)
+    height = engine.height(state, df)
+    point = tuple(state["point"])
+    prev = rendered or {}
+    keys = {"base": [state["model"]], "vol": [state["contrast"], list(subset)], "map": st.table_key(state), "cluster": state["cluster"],
+            "point": list(point)}
+    full = prev.get("base") != keys["base"]
+    vol_changed = full or prev.get("vol") != keys["vol"]
+    map_changed = vol_changed or prev.get("map") != keys["map"]
+    cluster_changed = map_changed or prev.get("cluster") != keys["cluster"]
+    point_changed = prev.get("point") != keys["point"]
+    shown = engine.shown(state)  # threshold and extent
+    vmax = _vmax(engine, state)
+    if full:
+        glass = figures.glass_brain_figure(shown, engine.grid, threshold=height, vmax=vmax, direction=state["direction"],
+                                           outline=engine.mask, point=point, hover_volumes=[vol])
+    elif map_changed or point_changed:
+        glass = Patch()
+        for axis in (0, 1, 2):
+            base = figures.GLASS_TRACES * axis
+            if vol_changed:
+                glass["data"][base]["z"] = figures.glass_capture(vol, axis)
+            if map_changed:
+                glass["data"][base + figures.GLASS_SHOWN]["z"] = figures.glass_shown(shown, axis, height, state["direction"])
+            if point_changed:
+                glass["layout"]["shapes"][axis] = figures.glass_marker(point, axis)
+    else:
+        glass = no_update
+    cluster = None
+    if state["cluster"]:
+        cluster = engine.cluster_mask(engine.table(state, with_rft=False), state["cluster"])
+    index = engine.grid.index_of(point)
+    prev_index = prev.get("index")
+    slices = []
+    for axis in (0, 1, 2):
+        moved = prev_index is None or prev_index[axis] != index[axis]
+        if full:
+            parts = figures.slice_parts(axis, index[axis], template=engine.template, volume=vol, shown=shown, cluster=cluster)
+            slices.append(figures.slice_figure(axis, parts, engine.grid, point, vmax=vmax, showscale=(axis == 2), cluster=cluster))
+            continue
+        names = set(figures.SLICE_TRACES) if moved else (({"hover"} if vol_changed else set()) | ({"overlay"} if map_changed else set()))
+        if not names and not point_changed and not cluster_changed:
+            slices.append(no_update)
+            continue
+        patch = Patch()
+        if names:
+            parts = figures.slice_parts(axis, index[axis], template=engine.template, volume=vol, shown=shown, cluster=cluster)
+            for i, name in enumerate(figures.SLICE_TRACES):
+                if name in names:
+                    patch["data"][i]["z"] = parts[name]
+        if moved:
+            patch["data"][figures.SLICE_TRACES.index("hover")]["meta"] = [point[axis]]
+            patch["layout"]["annotations"][0]["text"] = figures.slice_title(axis, point[axis])
+        if point_changed or cluster_changed:
+            patch["layout"]["shapes"] = figures.slice_shapes(axis, point, engine.grid, cluster)
+        slices.append(patch)
+    t_here = vol[index]
+    point_text = f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · T = {t_here:.2f}" if np.isfinite(t_here) else \
+        f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · outside the mask"
+    status = [html.Span(engine.describe(state, df), className="fw-semibold"),
+              html.Br(), html.Span(f"{len(subset)} of {len(engine.all_ids)} participants · model {state['model']}")]
+    return glass, slices, status, point_text, {**keys, "index": list(index)}
+
+
+def draw_compare(engine: Engine, state: dict):
+    subset = engine.subset(state["participants"])
+    vols = []
+    df = None
+    for c in engine.study.contrasts:
+        _, df = engine.volume(c.id, state["model"], subset)
+        vols.append((engine.shown(dict(state, contrast=c.id)), c.label))
+    height = engine.height(state, df)
+    vmax = _vmax(engine, state)
+    fig = figures.glass_brain_figure(vols, engine.grid, threshold=height, vmax=vmax, direction=state["direction"], outline=engine.mask,
+                                     height=300 * len(vols))
+    text = (f"All contrasts at the same threshold and colour scale (|T| up to {vmax:.1f}): {engine.describe(state, df)}, "
+            f"clusters of ≥ {int(state['k'])} voxels")
+    return fig, text
+
+
+# -- cluster table ---------------------------------------------------------------------
+def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) -> tuple[list[dict], str]:
+    result = engine.table(state, with_rft=with_rft)
+    frame = result.frame
+    note_value = RFT_PENDING_NOTE if pending else "n/a"
+    rows = []
+    for i, rec in enumerate(frame.to_dict("records")):
+        row = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
+        for key in ("cluster_id", "k"):
+            row[key] = int(row[key])
+        row["is_main_peak"] = bool(row["is_main_peak"])
+        xyz = (rec["x"], rec["y"], rec["z"])
+        row["row_id"] = row_id(rec["direction"], rec["cluster_id"], xyz, i)
+        row["direction_label"] = DIRECTION_LABELS.get(rec["direction"], rec["direction"])
+        row["xyz"] = f"{xyz[0]:g} {xyz[1]:g} {xyz[2]:g}"
+        row["rft_note"] = note_value
+        if not row["is_main_peak"]:
+            for key in ("k", "p_fwe_cluster", "p_fdr_cluster", "p_unc_cluster"):
+                row[key] = None if key != "k" else row[key]
+        rows.append(row)
+    n_clusters = int(frame.loc[frame["is_main_peak"], "cluster_id"].nunique()) if len(frame) else 0
+    text = f"{n_clusters} cluster{'s' if n_clusters != 1 else ''} of ≥ {int(state['k'])} voxels at {engine.describe(state, result.df)}"
+    if pending:
+        text += " · p-FWE/p-FDR: n/a (re-estimating smoothness for this participant subset / model)"
+    elif not result.with_rft:
+        text += " · no smoothness estimate: RFT p-values n/a"
+    text += ". Click a row to go to its peak."
+    return rows, text
+
+
+# -- regression ------------------------------------------------------------------------
+def _fmt_p(p: float) -> str:
+    return f"{p:.3g}" if p >= 0.001 else f"{p:.2e}"
+
+
+def stats_box(outcome) -> html.Table:
+    lts, ols = (outcome.fit, outcome.other) if outcome.fit.method == "lts" else (outcome.other, outcome.fit)
+    rows = [
+        ("Intercept", f"{lts.intercept:.2f}", f"{ols.intercept:.2f}"),
+        ("Slope", f"{lts.slope:.2f}", f"{ols.slope:.2f}"),
+        ("R²", f"{lts.r_squared:.2f}", f"{ols.r_squared:.2f}"),
+        ("p (slope)", _fmt_p(lts.p_value), _fmt_p(ols.p_value)),
+        ("N used", f"{lts.n_eff:g} of {lts.n}", f"{ols.n_eff:g} of {ols.n}"),
+    ]
+    return html.Table(
+        [html.Thead(html.Tr([html.Th(""), html.Th("LTS"), html.Th("OLS")])),
+         html.Tbody([html.Tr([html.Th(name), html.Td(a, className="lts"), html.Td(b)]) for name, a, b in rows])],
+        className="table table-sm mb-1 reg-table",
+    )
+
+
+def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
+    """(figure, stats children) for the selected cluster."""
+    if not engine.study.has_participant_images:
+        return figures.empty_figure("Needs participant images (this folder has group maps only)."), ""
+    if not state["cluster"]:
+        return figures.empty_figure("Select a cluster: click a row of the table or a blob in the views."), ""
+    if not state["covariate"]:
+        return figures.empty_figure("participants.tsv has no numeric column."), ""
+    try:
+        outcome = engine.regression(state)
+    except ValueError as exc:
+        return figures.empty_figure(str(exc)[:120]), ""
+    cov = state["covariate"]
+    info = engine.study.participant_columns.get(cov, {}) if isinstance(engine.study.participant_columns, dict) else {}
+    units = info.get("Units") if isinstance(info, dict) else None
+    cond = {c.id: c.label for c in engine.study.conditions}.get(state["condition"], state["condition"])
+    x_label = f"{cov} ({units})" if units else cov
+    y_label = f"{state['value']}, {cond}"
+    fig = figures.regression_figure(outcome.participants, outcome.fit if outcome.fit.method == "lts" else outcome.other,
+                                    outcome.other if outcome.fit.method == "lts" else outcome.fit,
+                                    x_label=x_label, y_label=y_label, highlight=highlight)
+    peak = ", ".join(f"{v:g}" for v in state["cluster"]["peak"])
+    stats = [html.Div(f"Cluster at ({peak}), {outcome.cluster_size} voxels", className="small text-muted mb-1"), stats_box(outcome),
+             html.Div("Red x: down-weighted by LTS (outliers).", className="small text-muted")]
+    return fig, stats
+
+
+# -- participants ----------------------------------------------------------------------
+def filter_participants(engine: Engine, sex, route, urine, age, duration) -> list[str]:
+    """Participant ids passing the quick filters."""
+    import pandas as pd
+
+    df = engine.study.participants
+    keep = pd.Series(True, index=df.index)
+    if "sex" in df and sex is not None:
+        keep &= df["sex"].astype(str).isin(sex)
+    if "route" in df and route is not None:
+        keep &= df["route"].astype(str).isin(route)
+    urine_cols = [c for c in df.columns if c.startswith("urine_")]
+    if urine_cols and urine in ("negative", "positive"):
+        positive = (df[urine_cols].astype(str) == "positive").any(axis=1)
+        keep &= positive if urine == "positive" else ~positive
+    for col, rng in (("age", age), ("cocaine_duration_years", duration)):
+        if col in df and rng:
+            values = pd.to_numeric(df[col], errors="coerce")
+            keep &= values.between(rng[0] - 1e-9, rng[1] + 1e-9) | values.isna()
+    return [p for p in engine.all_ids if keep.get(p, False)]
+
+
+def included_text(engine: Engine, state: dict, selected) -> str:
+    n_sel = len(selected_ids(engine, selected)) if selected is not None else len(state["participants"])
+    text = f"{len(state['participants'])} of {len(engine.all_ids)} included"
+    if n_sel < MIN_PARTICIPANTS:
+        text += f" (select at least {MIN_PARTICIPANTS})"
+    return text

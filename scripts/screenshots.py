@@ -1,0 +1,129 @@
+"""Screenshots of the app on the bundled sample: docs/img/main.png, compare.png,
+regression.png.
+
+Starts ``cue-dashboard serve sample_results`` on a free port, drives headless
+Chromium (same options as the browser tests) at 1920x1080 and saves the PNGs.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/img] [--port 8077]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from dashboard.app import ids  # noqa: E402
+
+INTERACTION = "Cue reactivity reduced by N-AC (placebo > N-AC)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chrome() -> webdriver.Chrome:
+    options = Options()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080",
+                 "--hide-scrollbars", "--disable-background-networking", "--no-first-run"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(options=options)
+    driver.set_window_size(1920, 1080)
+    return driver
+
+
+def wait_text(driver, selector: str, text: str, timeout: float = 60) -> None:
+    WebDriverWait(driver, timeout).until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, selector), text))
+
+
+def settle(driver, timeout: float = 30) -> None:
+    """Wait until Dash has no callback in flight, then for plotly to paint."""
+    end = time.time() + timeout
+    script = "const s = window.store && window.store.getState(); return !s || (s.pendingCallbacks || []).length === 0;"
+    while time.time() < end:
+        if driver.execute_script(script):
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+
+def viewport(driver, width: int = 1920, height: int = 1080) -> None:
+    """Make the *viewport* (not the window) width x height."""
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
+    driver.set_window_size(width + (width - inner[0]), height + (1080 - inner[1]) if inner[1] < height else height)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(REPO / "docs" / "img"))
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    port = args.port or free_port()
+    exe = REPO / ".venv" / "bin" / "cue-dashboard"
+    server = subprocess.Popen([str(exe), "serve", str(REPO / "sample_results"), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = None
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        driver = chrome()
+        driver.get(url)
+        viewport(driver)
+        wait_text(driver, f"#{ids.STATUS}", "df 84")
+        wait_text(driver, f"#{ids.CLUSTER_NOTE}", "clusters")
+        # main: interaction contrast, its cluster selected (regression filled in)
+        driver.find_element(By.CSS_SELECTOR, f"#{ids.CONTRAST} input[value='interaction']").click()
+        wait_text(driver, f"#{ids.CLUSTER_TABLE}", "Frontal_Sup_Medial_R")
+        settle(driver)
+        driver.find_element(By.CSS_SELECTOR, f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell[col-id='peak_t']").click()
+        wait_text(driver, f"#{ids.REG_STATS}", "0.13")
+        settle(driver)
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        driver.save_screenshot(str(out / "main.png"))
+        # regression: scroll the cluster table + regression panel into view
+        driver.execute_script(f"document.getElementById('{ids.CLUSTER_TABLE}').closest('.card').scrollIntoView({{block: 'start'}})")
+        time.sleep(0.6)
+        driver.save_screenshot(str(out / "regression.png"))
+        # compare: one click on the tab
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        driver.execute_script("arguments[0].click()", driver.find_element(By.CSS_SELECTOR, f"#{ids.TABS} a.nav-link:not(.active)"))
+        wait_text(driver, f"#{ids.COMPARE_STATUS}", "same threshold")
+        settle(driver)
+        driver.save_screenshot(str(out / "compare.png"))
+        for name in ("main", "regression", "compare"):
+            print(out / f"{name}.png")
+        return 0
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

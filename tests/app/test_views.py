@@ -1,0 +1,121 @@
+"""Callback logic without a browser: view-state transitions, Patch use, table rows,
+regression numbers (dashboard.app.views on a tiny real study and on the sample)."""
+
+from __future__ import annotations
+
+import pytest
+from dash import Patch, no_update
+
+from dashboard.app import Settings, create_app, views
+from dashboard.app import state as st
+from dashboard.app.callbacks import INPUT_KINDS
+from dashboard.app.engine import Engine
+from dashboard.app import ids
+from dashboard.results import load_study
+from tests.conftest import SAMPLE
+
+
+@pytest.fixture
+def engine(tiny_study):
+    return Engine(load_study(tiny_study), template=False)
+
+
+@pytest.fixture(scope="module")
+def sample_engine():
+    return Engine(load_study(SAMPLE), template=False)
+
+
+def test_ap001_default_state_is_json_and_complete(engine):
+    import json
+
+    state = st.default_state(engine.study)
+    assert json.loads(json.dumps(state)) == state
+    assert set(state) == {"contrast", "direction", "p_unc", "t", "use_t", "k", "model", "point", "cluster", "covariate", "value",
+                          "condition", "participants"}
+    assert state["covariate"] == "cocaine_duration_years"
+
+
+def test_ap002_next_state_controls_and_invalid_inputs(engine):
+    s0 = st.default_state(engine.study)
+    s1 = views.next_state(engine, s0, ids.T_VALUE, 4.0, INPUT_KINDS)
+    assert s1["t"] == 4.0 and s0["t"] == 3.5  # the old state is not mutated
+    s2 = views.next_state(engine, s1, ids.POINT_X, 7.4, INPUT_KINDS)
+    assert s2["point"][0] in engine.grid.x  # snapped to a voxel centre
+    for cid, bad in ((ids.P_UNC, None), (ids.P_UNC, 2), (ids.EXTENT, -1), (ids.T_VALUE, 0)):
+        with pytest.raises(ValueError):
+            views.next_state(engine, s0, cid, bad, INPUT_KINDS)
+    with pytest.raises(ValueError):
+        views.next_state(engine, s0, ids.PARTICIPANT_GRID, {"ids": ["sub-01", "sub-02"]}, INPUT_KINDS)
+    s3 = views.next_state(engine, s0, ids.PARTICIPANT_GRID, [{"participant_id": p} for p in engine.all_ids[:5]], INPUT_KINDS)
+    assert s3["participants"] == list(engine.all_ids[:5])
+
+
+def test_ap003_point_move_patches_instead_of_redrawing(engine):
+    s0 = st.default_state(engine.study)
+    glass, slices, status, _, rendered = views.draw_maps(engine, s0, None)
+    assert isinstance(glass, dict) and all(isinstance(f, dict) for f in slices)
+    assert "df 20" in status[0].children
+    # same state: nothing to send
+    glass, slices, *_ = views.draw_maps(engine, s0, rendered)
+    assert glass is no_update and all(f is no_update for f in slices)
+    # move x only: the sagittal slice changes, coronal/axial only move their crosshair
+    s1 = dict(s0, point=[engine.grid.x[1], s0["point"][1], s0["point"][2]])
+    glass, slices, *_ = views.draw_maps(engine, s1, rendered)
+    assert isinstance(glass, Patch) and all(isinstance(f, Patch) for f in slices)
+
+
+def test_ap004_table_rows_pending_rft_then_ready(engine):
+    s0 = st.default_state(engine.study)
+    subset = engine.subset(s0["participants"][:-1])
+    s1 = dict(s0, participants=list(subset))
+    assert not engine.rft_ready(s1["contrast"], s1["model"], subset)
+    rows, note = views.table_rows(engine, s1, with_rft=False, pending=True)
+    assert "re-estimating" in note and rows and rows[0]["p_fwe_peak"] is None and rows[0]["rft_note"] == "n/a (re-estimating)"
+    rows, note = views.table_rows(engine, s1, with_rft=True, pending=False)
+    assert rows[0]["p_fwe_peak"] is not None and "re-estimating" not in note
+    assert engine.rft_ready(s1["contrast"], s1["model"], subset)
+    direction, peak = views.parse_row_id(rows[0]["row_id"])
+    assert direction == "pos" and peak == [rows[0]["x"], rows[0]["y"], rows[0]["z"]]
+
+
+def test_ap005_sample_regression_matches_published_numbers(sample_engine):
+    s = dict(st.default_state(sample_engine.study), contrast="interaction")
+    rows, _ = views.table_rows(sample_engine, s, with_rft=False, pending=False)
+    s = views.next_state(sample_engine, s, ids.CLUSTER_TABLE, {"rowId": rows[0]["row_id"]}, INPUT_KINDS)
+    assert s["point"] == [14.0, 64.0, 14.0] and s["cluster"]["direction"] == "pos"
+    out = sample_engine.regression(s)
+    assert round(out.fit.intercept, 2) == -0.44 and round(out.fit.slope, 2) == 0.13 and abs(out.fit.r_squared - 0.45) < 0.01
+    fig, stats = views.draw_regression(sample_engine, s)
+    assert {t["name"].split(":")[0] for t in fig["data"]} >= {"kept by LTS", "down-weighted by LTS", "LTS", "OLS"}
+    assert "0.13" in str(stats)
+
+
+def test_ap006_quick_filters(sample_engine):
+    all_ids = list(sample_engine.all_ids)
+    assert views.filter_participants(sample_engine, ["F", "M"], ["inhaled", "nasal"], "any", None, None) == all_ids
+    nasal = views.filter_participants(sample_engine, ["F", "M"], ["nasal"], "any", None, None)
+    assert len(nasal) == 19
+    neg = views.filter_participants(sample_engine, ["F", "M"], ["inhaled", "nasal"], "negative", None, None)
+    assert 0 < len(neg) < 22 and "sub-01" not in neg  # sub-01 was positive before placebo
+
+
+def test_ap007_app_factory_builds_layout(tiny_study):
+    app = create_app(Settings(results_dir=tiny_study, warm=False, template=False))
+    assert app.layout is not None
+
+
+def test_ap008_server_side_redraw_is_fast(sample_engine):
+    """Server share of the interaction budget: a point move is a Patch of a few
+    arrays, a threshold change reuses the cached fit (generous bounds for slow CI)."""
+    import time
+
+    s0 = st.default_state(sample_engine.study)
+    sample_engine.warm(s0)  # fit + RFT smoothness, as the app does at start-up
+    *_, rendered = views.draw_maps(sample_engine, s0, None)
+    t0 = time.perf_counter()
+    views.draw_maps(sample_engine, dict(s0, point=[20.0, 10.0, 4.0]), rendered)
+    assert time.perf_counter() - t0 < 0.1
+    t0 = time.perf_counter()
+    views.draw_maps(sample_engine, dict(s0, p_unc=0.0005), rendered)
+    views.table_rows(sample_engine, dict(s0, p_unc=0.0005), with_rft=True, pending=False)
+    assert time.perf_counter() - t0 < 0.5
