@@ -20,8 +20,9 @@ Numbers and their conventions
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -92,14 +93,30 @@ class RegressionOutcome:
     cluster_peak: tuple[float, float, float]
 
 
-class Analysis:
-    """Analyses of one study, with fits cached per (model, participant subset)."""
+class SmoothnessStore(Protocol):
+    """Where smoothness estimates can be shared between processes: anything with
+    ``get(key) -> value | None`` and ``set(key, value)`` (a flask-caching ``Cache``
+    backed by Redis or the file system, or a dict-like test double)."""
 
-    def __init__(self, study: Study, *, max_cached_fits: int = 8):
+    def get(self, key: str) -> Any: ...
+
+    def set(self, key: str, value: Any) -> Any: ...
+
+
+class Analysis:
+    """Analyses of one study, with fits cached per (model, participant subset).
+
+    Fits stay in this process (large arrays); RFT smoothness estimates (about a second
+    each, a few numbers as a result) are also written to ``store`` when one is given,
+    so other server processes and later runs reuse them.
+    """
+
+    def __init__(self, study: Study, *, max_cached_fits: int = 8, store: SmoothnessStore | None = None):
         self.study = study
         self._fits: dict[tuple[str, tuple[str, ...]], GroupFit] = {}
         self._smooth: dict[tuple[str, tuple[str, ...], str], rft.Smoothness] = {}
         self._max = max_cached_fits
+        self.store = store
 
     # -- participants and fits --------------------------------------------------------
     def subset(self, participants: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -158,10 +175,24 @@ class Analysis:
         key_contrast = contrast if model == "paired" else ""
         key = (model, subset, key_contrast)
         if key not in self._smooth:
-            fit = self.fit(model, subset)
-            weights = self.study.contrast(contrast).weights if model == "paired" else None
-            self._smooth[key] = rft.estimate_smoothness(fit.residuals(weights), self.study.mask, fit.df, self.study.voxel_size)
+            store_key = self.smoothness_key(model, subset, key_contrast)
+            shared = self.store.get(store_key) if self.store is not None else None
+            if shared is not None:
+                self._smooth[key] = rft.smoothness_from_sidecar(shared, shared["DegreesOfFreedom"], self.study.voxel_size)
+            else:
+                fit = self.fit(model, subset)
+                weights = self.study.contrast(contrast).weights if model == "paired" else None
+                self._smooth[key] = rft.estimate_smoothness(fit.residuals(weights), self.study.mask, fit.df, self.study.voxel_size)
+                if self.store is not None:
+                    self.store.set(store_key, rft.smoothness_to_sidecar(self._smooth[key]))
         return self._smooth[key]
+
+    def smoothness_key(self, model: str, subset: tuple[str, ...], contrast: str = "") -> str:
+        """Store key of a smoothness estimate: study folder (and its images' mtimes),
+        model, participant subset, contrast (paired model only)."""
+        stamp = max((p.stat().st_mtime_ns for p in self.study.image_paths.values()), default=0)
+        text = "|".join([str(self.study.root.resolve()), str(stamp), model, ",".join(subset), contrast])
+        return "cue-smoothness:" + hashlib.sha1(text.encode()).hexdigest()
 
     # -- cluster table ------------------------------------------------------------------
     def clusters(

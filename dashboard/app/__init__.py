@@ -1,10 +1,11 @@
 """Dash front end: the app factory and its settings.
 
 The factory loads the study once (core: :mod:`dashboard.results`), attaches one
-flask-caching ``Cache`` to the server (kept for shared, cross-process caches), builds
-the compute :class:`~dashboard.app.engine.Engine` (in-process caches of numpy arrays,
-which are too large and too hot to pickle through flask-caching), the layout and the
-callbacks.
+flask-caching ``Cache`` to the server (Redis with ``--redis-url``, else a private
+temporary folder) where RFT smoothness estimates are shared between server processes,
+builds the compute :class:`~dashboard.app.engine.Engine` (in-process caches of numpy
+arrays, which are too large and too hot to pickle through a shared cache), the layout
+and the callbacks.
 Callbacks stay thin: they translate UI state into core calls and results into figures.
 """
 
@@ -66,7 +67,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     )
     cache = make_cache(settings)
     cache.init_app(app.server)
-    engine = engine or Engine(study, template=settings.template)
+    engine = engine or Engine(study, template=settings.template, store=cache)
     app.server.config["CUE_ENGINE"] = engine  # for scripts and tests
     app.layout = layout.build_layout(study)
     callbacks.register(app, engine)

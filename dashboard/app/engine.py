@@ -80,9 +80,11 @@ def load_template(study: Study) -> np.ndarray | None:
 class Engine:
     """Cached answers for one study."""
 
-    def __init__(self, study: Study, *, template: bool = True):
+    def __init__(self, study: Study, *, template: bool = True, store=None):
         self.study = study
-        self.analysis = Analysis(study)
+        # store: the app's flask-caching Cache (Redis or file system), shared by the
+        # server's processes for RFT smoothness estimates
+        self.analysis = Analysis(study, store=store)
         self.lock = threading.RLock()
         self.mask, self.grid = figures.to_ras(study.mask, study.affine)
         tpl = load_template(study) if template else None
