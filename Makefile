@@ -7,12 +7,12 @@ PORT   ?= 8050
 RESULTS ?= sample_results
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast bench screenshots sample clean help
+.PHONY: run test test-fast bench bench-ui screenshots sample clean help
 
 help:
 	@echo "make run    - create/refresh .venv and serve the app on $(RESULTS) at http://$(HOST):$(PORT)"
 	@echo "make test   - create/refresh .venv with test extras and run the whole suite"
-	@echo "make bench  - run the benchmark scripts"
+	@echo "make bench  - benchmark the statistics core; make bench-ui - the app in headless Chromium"
 	@echo "make screenshots - regenerate docs/img/*.png from the running app"
 
 # The stamp is rebuilt whenever pyproject.toml changes (or the venv is missing).
@@ -39,6 +39,9 @@ test-fast: $(BIN)/.installed-test
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python scripts/bench_stats.py
+
+bench-ui: $(BIN)/.installed-test
+	$(BIN)/python scripts/bench_ui.py
 
 screenshots: $(BIN)/.installed-test
 	$(BIN)/python scripts/screenshots.py
