@@ -597,10 +597,22 @@ def group_maps_from_images(data: np.ndarray, mask: np.ndarray, voxel_size: tuple
             "ModelDescription": "4 cell means (cue x session), pooled error, no participant effects (df = images - 4)",
             "ContrastWeights": dict(c["weights"]),
             "Description": c["label"] + " (synthetic sample)",
-            "Smoothness": smoothness_to_sidecar(smooth),
+            "Smoothness": _rounded(smoothness_to_sidecar(smooth)),
         }
         out[c["id"]] = (t, sidecar)
     return out
+
+
+def _rounded(obj: Any, digits: int = 6) -> Any:
+    """Floats to ``digits`` significant digits: the sidecar then holds the same bytes
+    on machines whose floating-point summation order differs in the last bits."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, list):
+        return [_rounded(v, digits) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    return obj
 
 
 def planted_table(planted: list[PlantedCluster]) -> pd.DataFrame:
