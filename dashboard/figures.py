@@ -9,6 +9,13 @@ Figures are built as plain dicts (no ``go.Figure`` validation, ~ms per figure) a
 arrays are sent as plotly.js typed arrays (base64 ``bdata``), so a slice costs a few
 tens of kB.  Trace order is fixed (see ``GLASS_TRACES`` and ``SLICE_TRACES``) so the
 callbacks can ``Patch`` single traces.
+
+What is coloured (thresholded T, template, brain outline) is drawn as layout images
+(PNG data URIs encoded here with numpy + zlib, :func:`png_uri`); the only heatmaps are
+transparent layers that give hover values and clicks.  With ``layout.datarevision``
+set, a Patch that changes only images or shapes (new threshold, point moved within a
+slice) makes plotly.js redraw those, not replot the figure (no GPU: replots of heatmaps
+were most of the time of an update).
 """
 
 from __future__ import annotations
@@ -23,16 +30,68 @@ import numpy as np
 VIEWS = ("sagittal", "coronal", "axial")  # projection along x, y, z
 
 
+# nilearn's ``cold_hot`` colormap sampled at 21 stops (``nilearn.plotting.cm.cold_hot``,
+# symmetric around 0); a constant so that no request imports matplotlib
+_COLD_HOT = ((255, 255, 255), (160, 255, 255), (58, 255, 255), (0, 225, 255), (0, 157, 255), (0, 89, 255), (0, 26, 255),
+             (0, 0, 213), (0, 0, 144), (0, 0, 76), (13, 0, 0), (76, 0, 0), (144, 0, 0), (213, 0, 0), (255, 26, 0), (255, 94, 0),
+             (255, 157, 0), (255, 225, 0), (255, 255, 58), (255, 255, 160), (255, 255, 255))
+
+
 @lru_cache(maxsize=1)
 def cold_hot_colorscale(n: int = 21) -> tuple[tuple[float, str], ...]:
-    """nilearn's ``cold_hot`` colormap sampled as a plotly colorscale."""
-    from nilearn.plotting import cm  # matplotlib import: once, at first use
+    """nilearn's ``cold_hot`` colormap as a plotly colorscale (21 stops)."""
+    stops = np.linspace(0, 1, len(_COLD_HOT))
+    return tuple((float(x), f"rgb({r},{g},{b})") for x, (r, g, b) in zip(stops, _COLD_HOT))
 
-    out = []
-    for x in np.linspace(0, 1, n):
-        r, g, b, _ = cm.cold_hot(float(x))
-        out.append((float(x), f"rgb({round(r * 255)},{round(g * 255)},{round(b * 255)})"))
-    return tuple(out)
+
+@lru_cache(maxsize=1)
+def _cold_hot_lut() -> np.ndarray:
+    """256 x 3 uint8: the colorscale linearly interpolated as plotly does."""
+    stops = np.linspace(0, 1, len(_COLD_HOT))
+    rgb = np.asarray(_COLD_HOT, float)
+    x = np.linspace(0, 1, 256)
+    return np.stack([np.interp(x, stops, rgb[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
+
+
+def colorize(values: np.ndarray, vmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb uint8 [..., 3], finite mask) of values on the cold_hot scale [-vmax, vmax]."""
+    finite = np.isfinite(values)
+    frac = (np.where(finite, values, 0.0) + vmax) / (2 * vmax)
+    idx = np.clip(np.rint(frac * 255), 0, 255).astype(np.intp)
+    return _cold_hot_lut()[idx], finite
+
+
+def png_uri(pixels: np.ndarray) -> str:
+    """A PNG data URI of an (H, W, 3|4) uint8 array, row 0 at the *bottom* (our 2D
+    views have the vertical axis increasing with the row index).  zlib only, no
+    matplotlib or PIL."""
+    import struct
+    import zlib
+
+    arr = np.ascontiguousarray(np.asarray(pixels, np.uint8)[::-1])
+    h, w, c = arr.shape
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), arr.reshape(h, w * c)], axis=1).tobytes()
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6 if c == 4 else 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def layout_image(uri: str, h: np.ndarray, v: np.ndarray, xref: str = "x", yref: str = "y") -> dict[str, Any]:
+    """A layout image covering the voxels of a 2D view (data coordinates)."""
+    hr, vr = _axis_range(h), _axis_range(v)
+    return {"source": uri, "xref": xref, "yref": yref, "x": hr[0], "y": vr[1], "sizex": hr[1] - hr[0], "sizey": vr[1] - vr[0],
+            "xanchor": "left", "yanchor": "top", "sizing": "stretch", "layer": "below"}
+
+
+def colorbar_trace(vmax: float, xaxis: str = "x", yaxis: str = "y") -> dict[str, Any]:
+    """An invisible trace that only draws the T colour bar (the coloured maps are images)."""
+    return {"type": "scatter", "x": [None], "y": [None], "mode": "markers", "xaxis": xaxis, "yaxis": yaxis, "hoverinfo": "skip",
+            "showlegend": False, "marker": {"color": [0.0], "cmin": -vmax, "cmax": vmax, "colorscale": [list(c) for c in cold_hot_colorscale()],
+                                            "showscale": True, "colorbar": _colorbar(), "size": 0.1, "opacity": 0}}
 
 
 @dataclass(frozen=True)
@@ -69,11 +128,10 @@ def to_ras(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, RasGrid]
 def signed_mip(volume: np.ndarray, axis: int) -> np.ndarray:
     """Maximum-intensity projection of |value| keeping the sign (as nilearn's glass
     brain with ``plot_abs=False``); NaN where the ray holds no finite voxel."""
-    filled = np.where(np.isfinite(volume), volume, 0.0)
-    idx = np.abs(filled).argmax(axis=axis)
-    mip = np.take_along_axis(filled, np.expand_dims(idx, axis), axis=axis).squeeze(axis)
-    any_finite = np.isfinite(volume).any(axis=axis)
-    return np.where(any_finite, mip, np.nan)
+    with np.errstate(invalid="ignore"):
+        hi = np.fmax.reduce(volume, axis=axis)  # NaN-ignoring; NaN only when the whole ray is
+        lo = np.fmin.reduce(volume, axis=axis)
+        return np.where(np.abs(lo) > np.abs(hi), lo, hi)
 
 
 
@@ -146,8 +204,9 @@ def _colorbar(title: str = "T") -> dict[str, Any]:
 # ---------------------------------------------------------------------------------
 # glass brain: signed maximum-intensity projections
 # ---------------------------------------------------------------------------------
-GLASS_TRACES = 2  # per panel: [click/hover capture, shown MIP]; outline and point marker are layout shapes
-GLASS_SHOWN = 1
+GLASS_TRACES = 1  # per panel: the click/hover capture heatmap; then one colour-bar trace.  The shown MIP is
+# layout image 3 * row + col (then the brain outlines, static images); the point marker is a layout shape:
+# a new threshold only redraws images
 
 
 def glass_brain_figure(
@@ -162,14 +221,16 @@ def glass_brain_figure(
     title: str | None = None,
     height: int | None = None,
     hover_volumes: list[np.ndarray] | None = None,
+    datarevision: str | None = None,
 ) -> dict[str, Any]:
     """Signed MIPs (sagittal, coronal, axial) of one or more RAS volumes (one row each),
     values below ``threshold`` hidden, over the brain outline, with the cursor point.
 
-    Trace ``GLASS_TRACES * (3 * row + col) + i`` is, for i = 0..1: a transparent
-    heatmap of the MIP (hover + click) and the shown MIP.  Layout shapes: the point
-    markers of the first row (shapes 0..2, see :func:`glass_marker`), then the brain
-    outlines (paths): moving the point is a cheap relayout, not a replot.  ``hover_volumes`` (default: the volumes) give the values under
+    Trace ``3 * row + col`` is a transparent heatmap of the MIP (hover + click), the last
+    trace draws the colour bar; layout image ``3 * row + col`` is the shown MIP (a PNG,
+    :func:`glass_shown`), then come the brain outlines (static images).  Layout shapes: the point
+    markers of the first row (shapes 0..2, see :func:`glass_marker`): moving the point is a
+    cheap relayout, not a replot.  ``hover_volumes`` (default: the volumes) give the values under
     the pointer, e.g. the unthresholded T map so that every in-brain point is clickable."""
     if isinstance(volumes, np.ndarray):
         volumes = [(volumes, title)]
@@ -193,11 +254,12 @@ def glass_brain_figure(
         "showlegend": False,
         "hovermode": "closest",
         "uirevision": "glass",
+        **({"datarevision": datarevision} if datarevision else {}),
         "annotations": [],
         "font": {"size": 14},
     }
     transparent = [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]]
-    colorscale = [list(c) for c in cold_hot_colorscale()]
+    outlines: list[dict[str, Any]] = []  # brain outline images: after the map images
     for r, (volume, row_title) in enumerate(volumes):
         top = 1.0 - r * (row_h + row_gap + (0.05 if rows > 1 else 0)) - (0.05 if rows > 1 else 0)
         y_domain = [max(top - row_h, 0.0), top]
@@ -213,29 +275,39 @@ def glass_brain_figure(
                          "colorscale": transparent,
                          "showscale": False, "xaxis": xa, "yaxis": ya,
                          "hovertemplate": f"{COORD_NAMES[ha]}=%{{x:.0f}} {COORD_NAMES[va]}=%{{y:.0f}}<br>max |T| along {COORD_NAMES[axis]}: %{{z:.2f}}<extra></extra>"})
-            if outline is not None:
-                layout.setdefault("shapes", []).append({"type": "path", "path": _outline_cache(outline, axis, h, v), "xref": xa, "yref": ya,
-                                                        "line": {"color": "#8a8a8a", "width": 1.2}, "layer": "above"})
-            data.append({"type": "heatmap", "x": h.tolist(), "y": v.tolist(), "z": glass_shown(volume, axis, threshold, direction),
-                         "zmin": -vmax, "zmax": vmax,
-                         "colorscale": colorscale, "showscale": r == 0 and c == 2, "colorbar": _colorbar(), "hoverinfo": "skip",
-                         "xaxis": xa, "yaxis": ya})
+            if outline is not None:  # a static image above the map (a path shape costs plotly ~10 ms per redraw)
+                outlines.append(dict(layout_image(_outline_cache(outline, axis, h, v), h, v, xa, ya), layer="above"))
+            layout.setdefault("images", []).append(layout_image(glass_shown(volume, axis, threshold, direction, vmax), h, v, xa, ya))
             if r == 0:
                 layout.setdefault("shapes", []).insert(c, glass_marker(point, axis, n))
             layout[f"xaxis{n if n > 1 else ''}"] = {"domain": x_domains[c], "range": _axis_range(h), "visible": False, "constrain": "domain"}
             layout[f"yaxis{n if n > 1 else ''}"] = {"domain": y_domain, "range": _axis_range(v), "visible": False, "scaleanchor": xa,
                                                     "constrain": "domain"}
+    layout.setdefault("images", []).extend(outlines)
+    data.append(colorbar_trace(vmax, "x3", "y3"))
     return {"data": data, "layout": layout}
 
 
 _OUTLINES: dict = {}
+OUTLINE_SCALE = 3  # image pixels per voxel: ~ screen pixels per voxel of a glass-brain panel (1 px lines)
+
+
+def outline_image(mask2d: np.ndarray, scale: int = OUTLINE_SCALE) -> str:
+    """PNG (transparent, grey 1-pixel boundary lines) of a 2D mask's outline, rows = the
+    vertical axis, at ``scale`` pixels per voxel."""
+    m = np.kron(np.asarray(mask2d, bool), np.ones((scale, scale), bool))
+    p = np.pad(m, 1)
+    edge = m & ~(p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:])
+    rgba = np.zeros(m.shape + (4,), np.uint8)
+    rgba[edge] = (138, 138, 138, 255)
+    return png_uri(rgba)
 
 
 def _outline_cache(outline: np.ndarray, axis: int, h: np.ndarray, v: np.ndarray) -> str:
     key = (id(outline), outline.shape, axis)
     hit = _OUTLINES.get(key)
     if hit is None or hit[0] is not outline:
-        hit = _OUTLINES[key] = (outline, outline_path(outline.any(axis=axis).T, h, v))
+        hit = _OUTLINES[key] = (outline, outline_image(outline.any(axis=axis).T))
     return hit[1]
 
 
@@ -244,9 +316,12 @@ def glass_capture(volume: np.ndarray, axis: int) -> dict[str, Any]:
     return typed(np.round(signed_mip(volume, axis).T, 2))
 
 
-def glass_shown(volume: np.ndarray, axis: int, threshold: float, direction: str = "both") -> dict[str, Any]:
-    """Coloured layer of a glass-brain panel: the signed MIP of suprathreshold values."""
-    return typed(signed_mip(thresholded(volume, threshold, direction), axis).T)
+def glass_shown(volume: np.ndarray, axis: int, threshold: float, direction: str = "both", vmax: float = 1.0) -> str:
+    """Coloured layer of a glass-brain panel: the signed MIP of suprathreshold values as
+    a PNG data URI (cold_hot on [-vmax, vmax], transparent elsewhere)."""
+    mip = signed_mip(thresholded(volume, threshold, direction), axis).T
+    rgb, finite = colorize(mip, vmax)
+    return png_uri(np.concatenate([rgb, (finite * 255).astype(np.uint8)[..., None]], axis=-1))
 
 
 def glass_marker(point, axis: int, n: int | None = None, radius: float = 5.0) -> dict[str, Any]:
@@ -282,7 +357,8 @@ def glass_click_to_point(click: dict, current: tuple[float, float, float], volum
 # ---------------------------------------------------------------------------------
 # orthogonal slices
 # ---------------------------------------------------------------------------------
-SLICE_TRACES = ("template", "overlay", "hover")  # the selected cluster's outline is a path shape
+SLICE_TRACES = ("hover",)  # + a colour-bar trace on the axial slice; template + thresholded T = layout image 0 (PNG),
+# the selected cluster's outline and the crosshair are path shapes
 
 
 def take_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
@@ -290,15 +366,24 @@ def take_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.take(volume, index, axis=axis).T
 
 
+def slice_image(axis: int, index: int, *, template: np.ndarray, shown: np.ndarray, vmax: float) -> str:
+    """PNG data URI of a slice: the template in grey (0-300 -> black-white, as the former
+    heatmap) under the thresholded T (cold_hot on [-vmax, vmax])."""
+    grey = np.clip(take_slice(template, axis, index).astype(np.float32) * (255.0 / 300.0), 0, 255).round().astype(np.uint8)
+    rgb, finite = colorize(take_slice(shown, axis, index), vmax)
+    out = np.where(finite[..., None], rgb, grey[..., None])
+    return png_uri(out)
+
+
+def slice_hover(axis: int, index: int, volume: np.ndarray) -> dict[str, Any]:
+    """T values of a slice for the (transparent) hover/click heatmap."""
+    return typed(np.round(take_slice(volume, axis, index), 2))
+
+
 def slice_parts(axis: int, index: int, *, template: np.ndarray, volume: np.ndarray, shown: np.ndarray,
-                cluster: np.ndarray | None) -> dict[str, Any]:
-    """The per-slice arrays of a slice figure (what changes when the slice moves)."""
-    t = take_slice(volume, axis, index)
-    return {
-        "template": typed(take_slice(template, axis, index), "u1"),
-        "overlay": typed(take_slice(shown, axis, index)),
-        "hover": typed(np.round(t, 2)),
-    }
+                cluster: np.ndarray | None, vmax: float = 1.0) -> dict[str, Any]:
+    """The per-slice parts of a slice figure (what changes when the slice moves)."""
+    return {"image": slice_image(axis, index, template=template, shown=shown, vmax=vmax), "hover": slice_hover(axis, index, volume)}
 
 
 def slice_shapes(axis: int, point: tuple[float, float, float], grid: RasGrid, cluster: np.ndarray | None) -> list[dict[str, Any]]:
@@ -328,23 +413,23 @@ def slice_title(axis: int, coord: float) -> str:
 
 
 def slice_figure(axis: int, parts: dict[str, Any], grid: RasGrid, point: tuple[float, float, float], *, vmax: float,
-                 showscale: bool = False, height: int = 360, cluster: np.ndarray | None = None) -> dict[str, Any]:
-    """One orthogonal slice: template (grey), thresholded T (cold_hot), selected
-    cluster outline, crosshair, and a transparent heatmap of T for hover/click."""
+                 showscale: bool = False, height: int = 360, cluster: np.ndarray | None = None,
+                 datarevision: str | None = None) -> dict[str, Any]:
+    """One orthogonal slice: layout image 0 = template (grey) under the thresholded T
+    (cold_hot), shapes = crosshair and selected cluster outline, trace 0 = a transparent
+    heatmap of T for hover/click (+ a colour-bar trace when ``showscale``)."""
     ha, va = VIEW_AXES[axis]
     h, v = _coords(grid, ha).tolist(), _coords(grid, va).tolist()
     # MNI x, y, z in order: two from the pointer, the slice's own from meta
     coord = {ha: "%{x:.4~g}", va: "%{y:.4~g}", axis: "%{meta[0]:.4~g}"}
     where = ", ".join(coord[a] for a in (0, 1, 2))
     data = [
-        {"type": "heatmap", "x": h, "y": v, "z": parts["template"], "colorscale": [[0, "rgb(0,0,0)"], [1, "rgb(255,255,255)"]], "zmin": 0, "zmax": 300,
-         "showscale": False, "hoverinfo": "skip"},
-        {"type": "heatmap", "x": h, "y": v, "z": parts["overlay"], "zmin": -vmax, "zmax": vmax, "colorscale": [list(c) for c in cold_hot_colorscale()],
-         "showscale": showscale, "colorbar": _colorbar(), "hoverinfo": "skip"},
         {"type": "heatmap", "x": h, "y": v, "z": parts["hover"], "colorscale": [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
          "showscale": False, "meta": [point[axis]],
          "hovertemplate": f"MNI ({where})<br>T = %{{z:.2f}}<extra></extra>"},
     ]
+    if showscale:
+        data.append(colorbar_trace(vmax))
     letters = {0: ("P", "A"), 1: ("L", "R"), 2: ("L", "R")}[axis]
     font = {"color": "white", "size": 14}
     layout = {
@@ -354,9 +439,11 @@ def slice_figure(axis: int, parts: dict[str, Any], grid: RasGrid, point: tuple[f
         "paper_bgcolor": "white",
         "hovermode": "closest",
         "uirevision": f"slice-{axis}",
+        **({"datarevision": datarevision} if datarevision else {}),
         "xaxis": {"range": _axis_range(np.asarray(h)), "visible": False, "constrain": "domain"},
         "yaxis": {"range": _axis_range(np.asarray(v)), "visible": False, "scaleanchor": "x", "constrain": "domain"},
         "shapes": slice_shapes(axis, point, grid, cluster),
+        "images": [layout_image(parts["image"], np.asarray(h), np.asarray(v))],
         "annotations": [
             {"text": slice_title(axis, point[axis]), "xref": "paper", "yref": "paper", "x": 0, "y": 1.0, "xanchor": "left",
              "yanchor": "bottom", "showarrow": False, "font": {"size": 15}},

@@ -10,16 +10,17 @@ Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.
     quick filters, "Include all", "Exclude sub-XX" ── select_participants ─> participant-grid selectedRows (-> update_view)
     regression-scatter clickData, grid selectedRows ── offer_exclusion ─> exclude button, grid highlight + scroll
 
-    VIEW ─┬─ draw_maps ──────────> glass brain, 3 slices (Patch when only the point moved), status, point text
+    VIEW ─┬─ draw_maps ──────────> glass brain, 3 slices (Patch of images/shapes/arrays that changed), status, point text
           ├─ fill_cluster_table ─> table rows (RFT p-values, or "n/a (re-estimating)" + RFT_PENDING)
           │        RFT_PENDING ── estimate_rft ─> table rows with RFT p-values
           ├─ draw_regression ────> scatter + LTS/OLS stats box
-          ├─ count_included ─────> "N of M included"
-          └─ draw_compare (+ active tab) ─> the three contrasts' glass brains
+          ├─ count_included (clientside) ─> "N of M included"
+          └─ (clientside, while the compare tab is shown) COMPARE_VIEW ── draw_compare ─> the three contrasts' glass brains
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 import dash
@@ -65,8 +66,11 @@ def register(app: dash.Dash, engine: Engine) -> None:
         except (ValueError, TypeError, KeyError) as exc:
             log.info("input ignored: %s", exc)
             raise PreventUpdate from exc
-        x, y, z = new["point"]
-        return (new if new != state else no_update), x, y, z, new["use_t"], not new["use_t"]
+        # outputs that did not change are not sent (each one re-renders its component)
+        same_point = new["point"] == state["point"] and trigger not in (ids.POINT_X, ids.POINT_Y, ids.POINT_Z)
+        x, y, z = (no_update,) * 3 if same_point else new["point"]
+        use_t = (no_update,) * 2 if new["use_t"] == state["use_t"] else (new["use_t"], not new["use_t"])
+        return (new if new != state else no_update), x, y, z, *use_t
 
     @app.callback(
         Output(ids.GLASS_BRAIN, "figure"), *[Output(s, "figure") for s in ids.SLICES], Output(ids.STATUS, "children"),
@@ -75,7 +79,8 @@ def register(app: dash.Dash, engine: Engine) -> None:
     )
     def draw_maps(state, rendered):
         try:
-            glass, slices, status, point_text, new_rendered = views.draw_maps(engine, state, rendered)
+            with engine.interactive():
+                glass, slices, status, point_text, new_rendered = views.draw_maps(engine, state, rendered)
         except Exception as exc:  # noqa: BLE001 - say it on the page
             log.exception("draw_maps")
             return no_update, no_update, no_update, no_update, f"Cannot compute this view: {exc}", no_update, no_update
@@ -93,11 +98,14 @@ def register(app: dash.Dash, engine: Engine) -> None:
         subset = engine.subset(state["participants"])
         ready = engine.rft_ready(state["contrast"], state["model"], subset)
         try:
-            rows, note = views.table_rows(engine, state, with_rft=ready, pending=not ready)
+            with engine.interactive():
+                rows, note = views.table_rows(engine, state, with_rft=ready, pending=not ready)
         except Exception as exc:  # noqa: BLE001
             log.exception("fill_cluster_table")
             return [], f"Cannot compute the cluster table: {exc}", key, None
-        return rows, note, key, (None if ready else key)
+        # no_update when nothing is pending: setting the store would fire estimate_rft
+        # (one more request per action) only for it to find nothing to do
+        return rows, note, key, (no_update if ready else key)
 
     @app.callback(
         Output(ids.CLUSTER_TABLE, "rowData", allow_duplicate=True), Output(ids.CLUSTER_NOTE, "children", allow_duplicate=True),
@@ -106,6 +114,11 @@ def register(app: dash.Dash, engine: Engine) -> None:
     )
     def estimate_rft(pending, state):
         if not pending or st.table_key(state) != pending:
+            raise PreventUpdate
+        # the estimate holds the engine lock for about a second: let the callbacks of the
+        # same action (maps, regression) finish first
+        engine.wait_interactive()
+        if st.table_key(state) != pending:
             raise PreventUpdate
         try:
             return views.table_rows(engine, state, with_rft=True, pending=False)
@@ -119,10 +132,12 @@ def register(app: dash.Dash, engine: Engine) -> None:
     )
     def draw_regression(state, click, rendered):
         highlight = _clicked_participant(click)
-        key = [st.regression_key(state), highlight]
+        # without a cluster the panel says so whatever the rest of the state: not redrawn
+        key = [st.regression_key(state), highlight] if state["cluster"] else ["no cluster"]
         if key == rendered:
             raise PreventUpdate
-        fig, stats = views.draw_regression(engine, state, highlight)
+        with engine.interactive():
+            fig, stats = views.draw_regression(engine, state, highlight)
         return fig, stats, key
 
     @app.callback(
@@ -165,19 +180,40 @@ def register(app: dash.Dash, engine: Engine) -> None:
             return {"ids": list(engine.all_ids)}, sex_opts, route_opts, "any", [age_min, age_max], [dur_min, dur_max]
         return {"ids": views.filter_participants(engine, sex, route, urine, age, duration)}, *keep
 
-    @app.callback(
+    # in the browser: no request per action for a line of text (same text as
+    # views.included_text)
+    app.clientside_callback(
+        """
+        function(state, selected) {
+            const total = %d, minimum = %d, known = new Set(%s);
+            let nSel = state.participants.length;
+            if (selected !== null && selected !== undefined) {
+                const ids = Array.isArray(selected) ? selected.map(r => r && r.participant_id) : (selected.ids || []);
+                nSel = new Set(ids.filter(p => known.has(p))).size;
+            }
+            let text = state.participants.length + " of " + total + " included";
+            if (nSel < minimum) { text += " (select at least " + minimum + ")"; }
+            return text;
+        }
+        """ % (len(engine.all_ids), views.MIN_PARTICIPANTS, json.dumps(list(engine.all_ids))),
         Output(ids.INCLUDED_COUNT, "children"),
         Input(ids.VIEW, "data"), Input(ids.PARTICIPANT_GRID, "selectedRows"),
     )
-    def count_included(state, selected):
-        return views.included_text(engine, state, selected)
+
+    # the compare figure is drawn only while its tab is shown; the guard runs in the
+    # browser so that other actions send no request for it
+    app.clientside_callback(
+        "function(tab, state) { return tab === %s ? state : window.dash_clientside.no_update; }" % json.dumps(ids.TAB_COMPARE),
+        Output(ids.COMPARE_VIEW, "data"),
+        Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"),
+    )
 
     @app.callback(
         Output(ids.COMPARE, "figure"), Output(ids.COMPARE_STATUS, "children"),
-        Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"),
+        Input(ids.COMPARE_VIEW, "data"),
     )
-    def draw_compare(tab, state):
-        if tab != ids.TAB_COMPARE:
+    def draw_compare(state):
+        if not state:
             raise PreventUpdate
         return views.draw_compare(engine, state)
 

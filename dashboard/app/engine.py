@@ -59,16 +59,38 @@ class TableResult:
     with_rft: bool
 
 
-def load_template(study: Study) -> np.ndarray | None:
-    """MNI152 2 mm template (ships with nilearn) resampled to the study grid, as RAS
-    uint8 (0-255); None when nilearn cannot provide it."""
-    try:
-        from nilearn import datasets, image
+MNI_T1_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"  # ships with nilearn (datasets/data)
 
-        tpl = datasets.load_mni152_template(resolution=2)
-        res = image.resample_img(tpl, target_affine=study.affine, target_shape=study.shape, interpolation="continuous",
-                                 force_resample=True, copy_header=True)
-        data = np.nan_to_num(np.asarray(res.dataobj, dtype=np.float32))
+
+def _template_file():
+    """nilearn's MNI152 T1 file, found without importing nilearn (~1.5 s of imports)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("nilearn")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "datasets" / "data" / MNI_T1_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def load_template(study: Study) -> np.ndarray | None:
+    """MNI152 template (the 1 mm T1 that ships with nilearn) resampled to the study grid
+    (trilinear), as RAS uint8 (0-255); None when it cannot be found or read."""
+    try:
+        import nibabel as nib
+        from scipy import ndimage
+
+        path = _template_file()
+        if path is None:
+            raise FileNotFoundError(MNI_T1_FILE)
+        img = nib.load(str(path))
+        src = np.asarray(img.dataobj, dtype=np.float32)
+        m = np.linalg.inv(img.affine) @ np.asarray(study.affine, float)  # study voxel -> template voxel
+        data = ndimage.affine_transform(src, m[:3, :3], offset=m[:3, 3], output_shape=tuple(study.shape), order=1, mode="constant",
+                                        cval=0.0)
+        data = np.nan_to_num(data.astype(np.float32))
     except Exception:  # noqa: BLE001 - the views fall back to the mask
         log.exception("MNI template unavailable; slices show the analysis mask")
         return None
@@ -84,17 +106,67 @@ class Engine:
         self.study = study
         # store: the app's flask-caching Cache (Redis or file system), shared by the
         # server's processes for RFT smoothness estimates
-        self.analysis = Analysis(study, store=store)
+        # one fit in memory (~90 MB on the sample; the RSS budget is 600 MB): T volumes,
+        # tables and regressions stay cached below, so going back is mostly cache hits
+        self.analysis = Analysis(study, store=store, max_cached_fits=1)
         self.lock = threading.RLock()
         self.mask, self.grid = figures.to_ras(study.mask, study.affine)
-        tpl = load_template(study) if template else None
-        self.template = tpl if tpl is not None else (self.mask.astype(np.uint8) * 160)
+        # the template (nilearn import + resampling, ~1 s) loads in a thread, in parallel
+        # with the warm-up fits and the browser loading the page; first use waits for it
+        self._busy = 0  # interactive callbacks running (see interactive())
+        self._busy_cv = threading.Condition()
+        self._template: np.ndarray | None = None
+        self._template_thread: threading.Thread | None = None
+        if template:
+            self._template_thread = threading.Thread(target=self._load_template, daemon=True, name="cue-template")
+            self._template_thread.start()
+        else:
+            self._template = self._mask_template()
         self.all_ids = tuple(study.participant_ids)
-        self._volumes = _LRU(24)
-        self._tables = _LRU(64)
+        self._volumes = _LRU(16)
+        self._tables = _LRU(32)
         self._regressions = _LRU(64)
-        self._shown = _LRU(16)
+        self._shown = _LRU(8)
+        self.images = _LRU(96)  # PNG data URIs of drawn maps (views), a few kB each
         self._rft_ready: set = set()
+
+    def _mask_template(self) -> np.ndarray:
+        return self.mask.astype(np.uint8) * 160
+
+    def _load_template(self) -> None:
+        tpl = load_template(self.study)
+        self._template = tpl if tpl is not None else self._mask_template()
+
+    @property
+    def template(self) -> np.ndarray:
+        """RAS uint8 background of the slices (MNI152, else the analysis mask)."""
+        if self._template is None and self._template_thread is not None:
+            self._template_thread.join()
+        if self._template is None:  # the loader thread failed
+            self._template = self._mask_template()
+        return self._template
+
+    # -- interactive callbacks first -------------------------------------------------
+    def interactive(self):
+        """Context manager around a callback the user waits for; :meth:`wait_interactive`
+        lets slow background work (RFT re-estimates) start after them."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def cm():
+            with self._busy_cv:
+                self._busy += 1
+            try:
+                yield
+            finally:
+                with self._busy_cv:
+                    self._busy -= 1
+                    self._busy_cv.notify_all()
+        return cm()
+
+    def wait_interactive(self, timeout: float = 3.0) -> None:
+        with self._busy_cv:
+            self._busy_cv.wait_for(lambda: self._busy <= 0, timeout=timeout)
 
     # -- keys ------------------------------------------------------------------------
     def subset(self, participants) -> tuple[str, ...]:
@@ -116,6 +188,7 @@ class Engine:
                 return hit
             tvec, df = self.analysis.t_map(contrast, key[1], subset)  # type: ignore[arg-type]
             vol = figures.to_ras(self.study.unmask(tvec.astype(np.float32)), self.study.affine)[0]
+            release_memory()  # a new fit may have replaced an old one
             return self._volumes.put(key, (vol, float(df)))
 
     def vmax(self, contrasts, model: str, subset: tuple[str, ...]) -> float:
@@ -169,7 +242,9 @@ class Engine:
                                         model=model, participants=subset, with_rft=with_rft)  # type: ignore[arg-type]
             if with_rft:
                 self._rft_ready.add(self._rft_key(contrast, model, subset))
-        labels = {d: figures.to_ras(lab, self.study.affine)[0] for d, lab in ct.labels.items()}
+        labels = {d: _small_int(figures.to_ras(lab, self.study.affine)[0]) for d, lab in ct.labels.items()}
+        if with_rft:
+            release_memory()  # smoothness estimation leaves large freed temporaries
         return self._tables.put(key, TableResult(ct.table, labels, ct.height, ct.df, with_rft and ct.smoothness is not None))
 
     def shown(self, state: dict) -> np.ndarray:
@@ -225,3 +300,21 @@ class Engine:
             self.table(state, with_rft=True)
         except Exception:  # noqa: BLE001
             log.exception("warm-up failed")
+        release_memory()
+
+
+def _small_int(labels: np.ndarray) -> np.ndarray:
+    """Cluster labels in the smallest integer type that holds them (memory of cached tables)."""
+    top = int(labels.max()) if labels.size else 0
+    return labels.astype(np.int16) if top < np.iinfo(np.int16).max else labels
+
+
+def release_memory() -> None:
+    """Give freed heap back to the OS (glibc keeps large freed arenas; RSS otherwise
+    only grows after fits and smoothness estimates).  No-op elsewhere."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

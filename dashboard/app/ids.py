@@ -10,6 +10,7 @@ RENDERED_MAPS = "rendered-maps"  # what the map figures currently show (for Patc
 RENDERED_TABLE = "rendered-table"  # key of the cluster table on screen
 RFT_PENDING = "rft-pending"  # cluster-table key whose RFT p-values are being estimated
 RENDERED_REGRESSION = "rendered-regression"
+COMPARE_VIEW = "compare-view"  # VIEW, passed on in the browser only while the compare tab is shown
 
 # controls
 CONTRAST = "contrast-select"

@@ -309,6 +309,7 @@ def build_layout(study: Study) -> html.Div:
             dcc.Store(id=ids.RENDERED_TABLE, data=None),
             dcc.Store(id=ids.RFT_PENDING, data=None),
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
+            dcc.Store(id=ids.COMPARE_VIEW, data=None),
             html.Div(
                 [html.H1(study.name, id=ids.STUDY_TITLE, className="h4 my-2 me-3"), synthetic_banner(study)],
                 className="d-flex flex-wrap align-items-center",

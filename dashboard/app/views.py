@@ -144,6 +144,9 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     keys = {"base": [state["model"]], "vol": [state["contrast"], list(subset)], "map": st.table_key(state), "cluster": state["cluster"],
             "point": list(point)}
     full = prev.get("base") != keys["base"]
+    # plotly.react compares data arrays by ``layout.datarevision`` only: a redraw that
+    # changes just layout images or shapes (threshold, point) then costs no replot
+    rev = _revision(keys["base"], keys["vol"])
     vol_changed = full or prev.get("vol") != keys["vol"]
     map_changed = vol_changed or prev.get("map") != keys["map"]
     cluster_changed = map_changed or prev.get("cluster") != keys["cluster"]
@@ -152,15 +155,16 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     vmax = _vmax(engine, state)
     if full:
         glass = figures.glass_brain_figure(shown, engine.grid, threshold=height, vmax=vmax, direction=state["direction"],
-                                           outline=engine.mask, point=point, hover_volumes=[vol])
+                                           outline=engine.mask, point=point, hover_volumes=[vol], datarevision=rev)
     elif map_changed or point_changed:
         glass = Patch()
         for axis in (0, 1, 2):
-            base = figures.GLASS_TRACES * axis
             if vol_changed:
-                glass["data"][base]["z"] = figures.glass_capture(vol, axis)
+                glass["data"][figures.GLASS_TRACES * axis]["z"] = figures.glass_capture(vol, axis)
+                glass["layout"]["datarevision"] = rev
             if map_changed:
-                glass["data"][base + figures.GLASS_SHOWN]["z"] = figures.glass_shown(shown, axis, height, state["direction"])
+                glass["layout"]["images"][axis]["source"] = _image(engine, ("glass", keys["map"], axis, vmax),
+                                                                   lambda: figures.glass_shown(shown, axis, height, state["direction"], vmax))
             if point_changed:
                 glass["layout"]["shapes"][axis] = figures.glass_marker(point, axis)
     else:
@@ -174,19 +178,24 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     for axis in (0, 1, 2):
         moved = prev_index is None or prev_index[axis] != index[axis]
         if full:
-            parts = figures.slice_parts(axis, index[axis], template=engine.template, volume=vol, shown=shown, cluster=cluster)
-            slices.append(figures.slice_figure(axis, parts, engine.grid, point, vmax=vmax, showscale=(axis == 2), cluster=cluster))
+            parts = figures.slice_parts(axis, index[axis], template=engine.template, volume=vol, shown=shown, cluster=cluster, vmax=vmax)
+            slices.append(figures.slice_figure(axis, parts, engine.grid, point, vmax=vmax, showscale=(axis == 2), cluster=cluster,
+                                               datarevision=f"{rev}|{index[axis]}"))
             continue
-        names = set(figures.SLICE_TRACES) if moved else (({"hover"} if vol_changed else set()) | ({"overlay"} if map_changed else set()))
-        if not names and not point_changed and not cluster_changed:
+        # the hover heatmap (T) changes with the volume or the slice; the image (template +
+        # thresholded T, a layout image: no replot) with the map or the slice
+        new_hover, new_image = moved or vol_changed, moved or map_changed
+        if not new_hover and not new_image and not point_changed and not cluster_changed:
             slices.append(no_update)
             continue
         patch = Patch()
-        if names:
-            parts = figures.slice_parts(axis, index[axis], template=engine.template, volume=vol, shown=shown, cluster=cluster)
-            for i, name in enumerate(figures.SLICE_TRACES):
-                if name in names:
-                    patch["data"][i]["z"] = parts[name]
+        if new_hover:
+            patch["data"][figures.SLICE_TRACES.index("hover")]["z"] = figures.slice_hover(axis, index[axis], vol)
+            patch["layout"]["datarevision"] = f"{rev}|{index[axis]}"
+        if new_image:
+            patch["layout"]["images"][0]["source"] = _image(
+                engine, ("slice", keys["map"], axis, index[axis], vmax),
+                lambda: figures.slice_image(axis, index[axis], template=engine.template, shown=shown, vmax=vmax))
         if moved:
             patch["data"][figures.SLICE_TRACES.index("hover")]["meta"] = [point[axis]]
             patch["layout"]["annotations"][0]["text"] = figures.slice_title(axis, point[axis])
@@ -199,6 +208,23 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     status = [html.Span(engine.describe(state, df), className="fw-semibold"),
               html.Br(), html.Span(f"{len(subset)} of {len(engine.all_ids)} participants · model {state['model']}")]
     return glass, slices, status, point_text, {**keys, "index": list(index)}
+
+
+def _image(engine: Engine, key, make) -> str:
+    """A drawn map image (PNG data URI), cached: going back to a threshold or slice
+    sends the same string without recomputing it."""
+    import json
+
+    k = json.dumps(key)
+    hit = engine.images.get(k)
+    return hit if hit is not None else engine.images.put(k, make())
+
+
+def _revision(*parts) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def draw_compare(engine: Engine, state: dict):
