@@ -174,6 +174,9 @@ class Analysis:
             return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size)
         key_contrast = contrast if model == "paired" else ""
         key = (model, subset, key_contrast)
+        stored = self.stored_smoothness(contrast, model, subset)
+        if stored is not None:
+            return stored
         if key not in self._smooth:
             store_key = self.smoothness_key(model, subset, key_contrast)
             shared = self.store.get(store_key) if self.store is not None else None
@@ -186,6 +189,15 @@ class Analysis:
                 if self.store is not None:
                     self.store.set(store_key, rft.smoothness_to_sidecar(self._smooth[key]))
         return self._smooth[key]
+
+    def stored_smoothness(self, contrast: str, model: str, subset: tuple[str, ...]) -> rft.Smoothness | None:
+        """The sidecar's smoothness when the question is exactly the stored map's (its
+        model, every participant): it is that model's estimate (SPM's own, for a folder
+        exported from SPM), so it is used as it is instead of being estimated again."""
+        gm = self.study.group_maps.get(contrast)
+        if gm is None or not gm.smoothness or gm.model != model or subset != tuple(self.study.participant_ids):
+            return None
+        return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size)
 
     def smoothness_key(self, model: str, subset: tuple[str, ...], contrast: str = "") -> str:
         """Store key of a smoothness estimate: study folder (and its images' mtimes),

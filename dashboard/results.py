@@ -228,6 +228,10 @@ class Study:
                     out[i, j] = self.masked(_read_volume(path))
                 except Exception as exc:  # noqa: BLE001 - reported, not swallowed
                     problems.append(Problem(_rel(path, self.root), _describe_read_error(exc)))
+                    continue
+                n_bad = int((~np.isfinite(out[i, j])).sum())
+                if n_bad:
+                    problems.append(Problem(_rel(path, self.root), f"{n_bad} non-finite values inside the brain mask"))
         if problems:
             raise StudyError(problems)
         return out
@@ -318,7 +322,7 @@ def _check_data(path: Path, root: Path, problems: list[Problem]) -> None:
 # ----------------------------------------------------------------------------------
 # loading
 # ----------------------------------------------------------------------------------
-def load_study(root: str | Path, *, check_data: bool = True) -> Study:
+def load_study(root: str | Path, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
     """Load and validate a results folder.
 
     Parameters
@@ -329,6 +333,11 @@ def load_study(root: str | Path, *, check_data: bool = True) -> Study:
         Also read every image's voxel data once to find truncated/corrupt files and
         infinite values (about a second for 22 x 4 images at 2 mm).  Headers (shape,
         grid) are always checked.
+    defer_participant_data
+        With ``check_data``: read only the group maps and mask now; participant images
+        are checked when first read (:attr:`Study.participant_data` raises
+        :class:`StudyError` naming each bad file).  The app uses this so that start-up
+        reads each image once.
 
     Raises
     ------
@@ -427,8 +436,9 @@ def load_study(root: str | Path, *, check_data: bool = True) -> Study:
             problems.append(Problem(_rel(path, root), f"affine differs from {_rel(ref_path, root)} (images must share one grid)"))
             bad.add(path)
     if check_data:
+        deferred = set(image_paths.values()) if defer_participant_data else set()
         for path in images:
-            if path not in bad:
+            if path not in bad and path not in deferred:
                 _check_data(path, root, problems)
 
     tables = _read_tables(root, problems)

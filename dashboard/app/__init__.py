@@ -58,7 +58,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     """
     from dashboard.app import callbacks, layout
 
-    study = engine.study if engine is not None else (study or load_study(settings.results_dir, check_data=True))
+    study = engine.study if engine is not None else (study or load_study(settings.results_dir, check_data=True, defer_participant_data=True))
     app = dash.Dash(
         __name__,
         title=f"cue-dashboard: {study.name}",

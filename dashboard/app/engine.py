@@ -221,6 +221,8 @@ class Engine:
         """True when RFT p-values come without a new smoothness estimate."""
         if not self.study.has_participant_images:
             return True
+        if self.analysis.stored_smoothness(contrast, self._model(model), subset) is not None:
+            return True  # the sidecar's estimate: nothing to wait for
         return self._rft_key(contrast, self._model(model), subset) in self._rft_ready
 
     def table(self, state: dict, *, with_rft: bool) -> TableResult:

@@ -167,3 +167,14 @@ def test_va008_read_only_folder_loads(tiny_study):
     finally:
         for p, mode in sorted(modes.items(), key=lambda kv: -len(str(kv[0]))):
             os.chmod(p, mode)
+
+
+def test_va009_deferred_participant_checks_name_the_file_on_first_read(tiny_study):
+    _rewrite_image(tiny_study / P_IMG, _with_inf)
+    study = load_study(tiny_study, defer_participant_data=True)  # headers only for participant images
+    with pytest.raises(StudyError) as err:
+        study.participant_data  # noqa: B018
+    assert [str(p) for p in err.value.problems] == [f"{P_IMG}: 1 non-finite values inside the brain mask"]
+    _truncate(tiny_study / P_IMG)
+    with pytest.raises(StudyError, match="truncated or corrupt"):
+        load_study(tiny_study, defer_participant_data=True).participant_data  # noqa: B018

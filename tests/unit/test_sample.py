@@ -188,3 +188,23 @@ def test_sm013_refuses_non_empty_directory(tmp_path):
     with pytest.raises(FileExistsError, match="not empty"):
         make_sample(tmp_path)
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_sm014_sidecar_smoothness_is_the_estimate_and_is_reused(analysis, monkeypatch):
+    from dashboard.stats import rft
+
+    study = analysis.study
+    fit = fit_group_model(study.participant_data, study.condition_ids, "cells")
+    estimated = rft.estimate_smoothness(fit.residuals(), study.mask, fit.df, study.voxel_size)
+    fresh = Analysis(study)
+
+    def no_estimate(*a, **k):
+        raise AssertionError("estimated although the sidecar holds this model's smoothness")
+
+    monkeypatch.setattr(rft, "estimate_smoothness", no_estimate)
+    stored = fresh.smoothness("interaction", "cells")
+    np.testing.assert_allclose(stored.fwhm_vox, estimated.fwhm_vox, rtol=1e-5)
+    np.testing.assert_allclose(stored.resels, estimated.resels, rtol=1e-5)
+    assert stored.search_volume_vox == estimated.search_volume_vox
+    with pytest.raises(AssertionError, match="estimated although"):  # another subset: estimated
+        fresh.smoothness("interaction", "cells", tuple(study.participant_ids[:-1]))
