@@ -39,7 +39,6 @@ import argparse
 import io
 import json
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,11 +50,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from dashboard.app import ids  # noqa: E402
+from dashboard.app.browser import chrome_options, free_port  # noqa: E402
 
 SAMPLE = REPO / "sample_results"
 TARGETS_MS = {"threshold": (150, 300), "contrast": (150, 300), "cluster": (150, 300), "point": (150, 300), "participants": (400, None)}
@@ -144,19 +143,8 @@ poll();
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def chrome() -> webdriver.Chrome:
-    options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run"):
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(options=options)
+    driver = webdriver.Chrome(options=chrome_options())
     driver.set_script_timeout(120)
     return driver
 

@@ -10,7 +10,6 @@ Chromium (same options as the browser tests) at 1920x1080 and saves the PNGs.
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,6 @@ import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -27,23 +25,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from dashboard.app import ids  # noqa: E402
+from dashboard.app.browser import chrome_options, free_port  # noqa: E402
 
 INTERACTION = "Cue reactivity reduced by N-AC (placebo > N-AC)"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def chrome() -> webdriver.Chrome:
-    options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080",
-                 "--hide-scrollbars", "--disable-background-networking", "--no-first-run"):
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(options=options)
+    driver = webdriver.Chrome(options=chrome_options())
     driver.set_window_size(1920, 1080)
     return driver
 

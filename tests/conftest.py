@@ -8,23 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.app.browser import chrome_options, free_port
 from tests.studies import write_tiny_study
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_results"
 
 
 def pytest_setup_options():
     """Chrome options for dash[testing]'s webdriver (Debian chromium, headless, as root)."""
-    from selenium.webdriver.chrome.options import Options
-
-    options = Options()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1920,1080",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run"):
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    return options
+    return chrome_options()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -50,7 +43,6 @@ def tiny_study(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
     """A real redis-server on a free loopback port for the session (CI: required)."""
-    import socket
     import subprocess
     import time
 
@@ -59,9 +51,7 @@ def redis_url(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true: redis-server is missing (apt-get install redis-server)")
         pytest.skip("SKIPPED LOUDLY: redis-server is not installed (apt-get install redis-server)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
