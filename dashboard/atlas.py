@@ -235,12 +235,6 @@ def label_volume(shape, affine, atlas: str = "aal") -> np.ndarray:
     return _resampled(name, shape, aff.tobytes())
 
 
-def region_names(atlas: str = "aal") -> list[str]:
-    """Names of the regions of an atlas (for choosing small-volume ROIs)."""
-    atl = _load(_check_name(atlas))
-    return sorted({str(n) for n in atl.names[1:] if n != NO_LABEL})
-
-
 def region_mask(names, shape, affine, atlas: str = "aal") -> np.ndarray:
     """Boolean mask of the voxels of a grid labelled with any of ``names`` (e.g. an
     a-priori ROI for small-volume correction, such as ``["Hippocampus_R"]``)."""

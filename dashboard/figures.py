@@ -38,7 +38,7 @@ _COLD_HOT = ((255, 255, 255), (160, 255, 255), (58, 255, 255), (0, 225, 255), (0
 
 
 @lru_cache(maxsize=1)
-def cold_hot_colorscale(n: int = 21) -> tuple[tuple[float, str], ...]:
+def cold_hot_colorscale() -> tuple[tuple[float, str], ...]:
     """nilearn's ``cold_hot`` colormap as a plotly colorscale (21 stops)."""
     stops = np.linspace(0, 1, len(_COLD_HOT))
     return tuple((float(x), f"rgb({r},{g},{b})") for x, (r, g, b) in zip(stops, _COLD_HOT))

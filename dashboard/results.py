@@ -463,15 +463,6 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     )
 
 
-def validate_results(root: str | Path) -> list[Problem]:
-    """Every problem of a results folder (empty list when it loads cleanly)."""
-    try:
-        load_study(root, check_data=True)
-    except StudyError as exc:
-        return exc.problems
-    return []
-
-
 def _parse_design(design: dict, problems: list[Problem]) -> tuple[tuple[Condition, ...], tuple[Contrast, ...]]:
     if not design:
         return (), ()
