@@ -11,11 +11,13 @@ tens of kB.  Trace order is fixed (see ``GLASS_TRACES`` and ``SLICE_TRACES``) so
 callbacks can ``Patch`` single traces.
 
 What is coloured (thresholded T, template, brain outline) is drawn as layout images
-(PNG data URIs encoded here with numpy + zlib, :func:`png_uri`); the only heatmaps are
-transparent layers that give hover values and clicks.  With ``layout.datarevision``
-set, a Patch that changes only images or shapes (new threshold, point moved within a
-slice) makes plotly.js redraw those, not replot the figure (no GPU: replots of heatmaps
-were most of the time of an update).
+(PNG data URIs encoded here with numpy + zlib, :func:`png_uri`).  The only traces of the
+map views are transparent heatmaps of zeros that catch clicks and pointer positions;
+they never change, so a new contrast, participant subset, threshold or slice is a
+Patch of layout images and shapes, which plotly.js redraws without replotting (with no
+GPU, replotting four figures took most of an update).  The T values under the pointer
+come from :func:`hover_values` arrays (int16, T x 100) that the page keeps next to the
+figures and reads in the browser (``assets/hover.js``).
 """
 
 from __future__ import annotations
@@ -138,6 +140,36 @@ def signed_mip(volume: np.ndarray, axis: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------
+HOVER_SCALE = 100  # hover values are sent as int16(round(T * 100)): T to 0.01, |T| < 327
+HOVER_MISSING = -32768  # outside the mask / no finite voxel on the ray
+
+
+def hover_values(values2d: np.ndarray, h: np.ndarray, v: np.ndarray) -> dict[str, Any]:
+    """A 2D array of T (rows = the view's vertical axis, at coordinates ``v``; columns at
+    ``h``, mm, evenly spaced) as the browser's hover lookup: ``{"b": base64 little-endian
+    int16 of round(T * 100), "w": columns, "h": rows, "x0", "dx", "y0", "dy"}`` (the
+    pointer's mm give the cell: plotly's hover events reach Dash without point indices).
+    NaN becomes ``HOVER_MISSING``.  Half the bytes of float32, exact to the 0.01 shown."""
+    a = np.asarray(values2d, dtype=np.float64)
+    finite = np.isfinite(a)
+    q = np.full(a.shape, HOVER_MISSING, dtype="<i2")
+    q[finite] = np.clip(np.round(a[finite] * HOVER_SCALE), -32767, 32767)
+    step = [float(c[1] - c[0]) if len(c) > 1 else 1.0 for c in (h, v)]
+    return {"b": base64.b64encode(np.ascontiguousarray(q).tobytes()).decode("ascii"), "w": int(a.shape[1]), "h": int(a.shape[0]),
+            "x0": float(h[0]), "dx": step[0], "y0": float(v[0]), "dy": step[1]}
+
+
+def decode_hover_values(spec: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`hover_values` (NaN for missing), as the browser decodes it."""
+    q = np.frombuffer(base64.b64decode(spec["b"]), dtype="<i2").reshape(spec["h"], spec["w"])
+    return np.where(q == HOVER_MISSING, np.nan, q / HOVER_SCALE)
+
+
+def _capture(h: np.ndarray, v: np.ndarray) -> dict[str, Any]:
+    """z of a click/pointer capture heatmap: zeros, one per voxel of the view."""
+    return typed(np.zeros((len(v), len(h)), np.uint8), "u1")
+
+
 def typed(a: np.ndarray, dtype: str = "f4") -> dict[str, Any]:
     """A numpy array as a plotly.js typed-array spec (NaN stays NaN = gap)."""
     arr = np.ascontiguousarray(a, dtype={"f4": np.float32, "u1": np.uint8, "i1": np.int8}[dtype])
@@ -220,18 +252,18 @@ def glass_brain_figure(
     point: tuple[float, float, float] | None = None,
     title: str | None = None,
     height: int | None = None,
-    hover_volumes: list[np.ndarray] | None = None,
-    datarevision: str | None = None,
+    custom_hover: bool = False,
 ) -> dict[str, Any]:
     """Signed MIPs (sagittal, coronal, axial) of one or more RAS volumes (one row each),
     values below ``threshold`` hidden, over the brain outline, with the cursor point.
 
-    Trace ``3 * row + col`` is a transparent heatmap of the MIP (hover + click), the last
-    trace draws the colour bar; layout image ``3 * row + col`` is the shown MIP (a PNG,
+    Trace ``3 * row + col`` is a transparent heatmap (click + pointer), the last trace draws
+    the colour bar; layout image ``3 * row + col`` is the shown MIP (a PNG,
     :func:`glass_shown`), then come the brain outlines (static images).  Layout shapes: the point
     markers of the first row (shapes 0..2, see :func:`glass_marker`): moving the point is a
-    cheap relayout, not a replot.  ``hover_volumes`` (default: the volumes) give the values under
-    the pointer, e.g. the unthresholded T map so that every in-brain point is clickable."""
+    cheap relayout, not a replot.  With ``custom_hover`` the heatmaps are static zeros without a
+    plotly hover label (the page shows T from :func:`hover_values` of the unthresholded map);
+    otherwise they hold the shown MIP and plotly labels it (the compare view)."""
     if isinstance(volumes, np.ndarray):
         volumes = [(volumes, title)]
     rows = len(volumes)
@@ -254,7 +286,7 @@ def glass_brain_figure(
         "showlegend": False,
         "hovermode": "closest",
         "uirevision": "glass",
-        **({"datarevision": datarevision} if datarevision else {}),
+        **({"datarevision": "static"} if custom_hover else {}),
         "annotations": [],
         "font": {"size": 14},
     }
@@ -271,10 +303,15 @@ def glass_brain_figure(
             xa, ya = f"x{n if n > 1 else ''}", f"y{n if n > 1 else ''}"
             ha, va = VIEW_AXES[axis]
             h, v = _coords(grid, ha), _coords(grid, va)
-            data.append({"type": "heatmap", "x": h.tolist(), "y": v.tolist(), "z": glass_capture(hover_volumes[r] if hover_volumes else volume, axis),
-                         "colorscale": transparent,
-                         "showscale": False, "xaxis": xa, "yaxis": ya,
-                         "hovertemplate": f"{COORD_NAMES[ha]}=%{{x:.0f}} {COORD_NAMES[va]}=%{{y:.0f}}<br>max |T| along {COORD_NAMES[axis]}: %{{z:.2f}}<extra></extra>"})
+            trace = {"type": "heatmap", "x": h.tolist(), "y": v.tolist(), "colorscale": transparent, "showscale": False, "xaxis": xa,
+                     "yaxis": ya}
+            if custom_hover:
+                trace.update(z=_capture(h, v), hoverinfo="none")
+            else:
+                trace.update(z=typed(np.round(signed_mip(volume, axis).T, 2)),
+                             hovertemplate=f"{COORD_NAMES[ha]}=%{{x:.0f}} {COORD_NAMES[va]}=%{{y:.0f}}<br>max |T| along "
+                                           f"{COORD_NAMES[axis]}: %{{z:.2f}}<extra></extra>")
+            data.append(trace)
             if outline is not None:  # a static image above the map (a path shape costs plotly ~10 ms per redraw)
                 outlines.append(dict(layout_image(_outline_cache(outline, axis, h, v), h, v, xa, ya), layer="above"))
             layout.setdefault("images", []).append(layout_image(glass_shown(volume, axis, threshold, direction, vmax), h, v, xa, ya))
@@ -311,9 +348,11 @@ def _outline_cache(outline: np.ndarray, axis: int, h: np.ndarray, v: np.ndarray)
     return hit[1]
 
 
-def glass_capture(volume: np.ndarray, axis: int) -> dict[str, Any]:
-    """Hover/click layer of a glass-brain panel: the signed MIP of ``volume``."""
-    return typed(np.round(signed_mip(volume, axis).T, 2))
+def glass_hover(volume: np.ndarray, axis: int, grid: RasGrid) -> dict[str, Any]:
+    """Hover values of a glass-brain panel: the signed MIP of ``volume`` (the
+    unthresholded T map, so that the pointer reads T anywhere in the brain)."""
+    ha, va = VIEW_AXES[axis]
+    return hover_values(signed_mip(volume, axis).T, _coords(grid, ha), _coords(grid, va))
 
 
 def glass_shown(volume: np.ndarray, axis: int, threshold: float, direction: str = "both", vmax: float = 1.0) -> str:
@@ -357,7 +396,7 @@ def glass_click_to_point(click: dict, current: tuple[float, float, float], volum
 # ---------------------------------------------------------------------------------
 # orthogonal slices
 # ---------------------------------------------------------------------------------
-SLICE_TRACES = ("hover",)  # + a colour-bar trace on the axial slice; template + thresholded T = layout image 0 (PNG),
+SLICE_TRACES = ("capture",)  # + a colour-bar trace on the axial slice; template + thresholded T = layout image 0 (PNG),
 # the selected cluster's outline and the crosshair are path shapes
 
 
@@ -375,15 +414,10 @@ def slice_image(axis: int, index: int, *, template: np.ndarray, shown: np.ndarra
     return png_uri(out)
 
 
-def slice_hover(axis: int, index: int, volume: np.ndarray) -> dict[str, Any]:
-    """T values of a slice for the (transparent) hover/click heatmap."""
-    return typed(np.round(take_slice(volume, axis, index), 2))
-
-
-def slice_parts(axis: int, index: int, *, template: np.ndarray, volume: np.ndarray, shown: np.ndarray,
-                cluster: np.ndarray | None, vmax: float = 1.0) -> dict[str, Any]:
-    """The per-slice parts of a slice figure (what changes when the slice moves)."""
-    return {"image": slice_image(axis, index, template=template, shown=shown, vmax=vmax), "hover": slice_hover(axis, index, volume)}
+def slice_hover(axis: int, index: int, volume: np.ndarray, grid: RasGrid) -> dict[str, Any]:
+    """Hover values of a slice (T) and the slice's own MNI coordinate ``c``."""
+    ha, va = VIEW_AXES[axis]
+    return {**hover_values(take_slice(volume, axis, index), _coords(grid, ha), _coords(grid, va)), "c": float(_coords(grid, axis)[index])}
 
 
 def slice_shapes(axis: int, point: tuple[float, float, float], grid: RasGrid, cluster: np.ndarray | None) -> list[dict[str, Any]]:
@@ -412,21 +446,18 @@ def slice_title(axis: int, coord: float) -> str:
     return f"{VIEW_NAMES[axis]}  {COORD_NAMES[axis]} = {coord:g}"
 
 
-def slice_figure(axis: int, parts: dict[str, Any], grid: RasGrid, point: tuple[float, float, float], *, vmax: float,
-                 showscale: bool = False, height: int = 360, cluster: np.ndarray | None = None,
-                 datarevision: str | None = None) -> dict[str, Any]:
-    """One orthogonal slice: layout image 0 = template (grey) under the thresholded T
-    (cold_hot), shapes = crosshair and selected cluster outline, trace 0 = a transparent
-    heatmap of T for hover/click (+ a colour-bar trace when ``showscale``)."""
+def slice_figure(axis: int, image: str, grid: RasGrid, point: tuple[float, float, float], *, vmax: float,
+                 showscale: bool = False, height: int = 360, cluster: np.ndarray | None = None) -> dict[str, Any]:
+    """One orthogonal slice: layout image 0 = ``image`` (:func:`slice_image`: template in
+    grey under the thresholded T), shapes = crosshair and selected cluster outline, trace 0
+    = a static transparent heatmap that catches clicks and the pointer (no plotly hover
+    label: the page shows T from :func:`slice_hover`), + a colour-bar trace when
+    ``showscale``.  Moving through slices changes only layout parts: no replot."""
     ha, va = VIEW_AXES[axis]
-    h, v = _coords(grid, ha).tolist(), _coords(grid, va).tolist()
-    # MNI x, y, z in order: two from the pointer, the slice's own from meta
-    coord = {ha: "%{x:.4~g}", va: "%{y:.4~g}", axis: "%{meta[0]:.4~g}"}
-    where = ", ".join(coord[a] for a in (0, 1, 2))
+    h, v = _coords(grid, ha), _coords(grid, va)
     data = [
-        {"type": "heatmap", "x": h, "y": v, "z": parts["hover"], "colorscale": [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
-         "showscale": False, "meta": [point[axis]],
-         "hovertemplate": f"MNI ({where})<br>T = %{{z:.2f}}<extra></extra>"},
+        {"type": "heatmap", "x": h.tolist(), "y": v.tolist(), "z": _capture(h, v), "colorscale": [[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]],
+         "showscale": False, "hoverinfo": "none"},
     ]
     if showscale:
         data.append(colorbar_trace(vmax))
@@ -439,11 +470,11 @@ def slice_figure(axis: int, parts: dict[str, Any], grid: RasGrid, point: tuple[f
         "paper_bgcolor": "white",
         "hovermode": "closest",
         "uirevision": f"slice-{axis}",
-        **({"datarevision": datarevision} if datarevision else {}),
-        "xaxis": {"range": _axis_range(np.asarray(h)), "visible": False, "constrain": "domain"},
-        "yaxis": {"range": _axis_range(np.asarray(v)), "visible": False, "scaleanchor": "x", "constrain": "domain"},
+        "datarevision": "static",
+        "xaxis": {"range": _axis_range(h), "visible": False, "constrain": "domain"},
+        "yaxis": {"range": _axis_range(v), "visible": False, "scaleanchor": "x", "constrain": "domain"},
         "shapes": slice_shapes(axis, point, grid, cluster),
-        "images": [layout_image(parts["image"], np.asarray(h), np.asarray(v))],
+        "images": [layout_image(image, h, v)],
         "annotations": [
             {"text": slice_title(axis, point[axis]), "xref": "paper", "yref": "paper", "x": 0, "y": 1.0, "xanchor": "left",
              "yanchor": "bottom", "showarrow": False, "font": {"size": 15}},

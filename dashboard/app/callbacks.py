@@ -4,17 +4,15 @@ work from the engine and the view state).
 Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.state`)::
 
     contrast, direction, use-T switch, p, T, k, model,          ┐
-    covariate, value, condition, x/y/z inputs,                  │
-    glass-brain / slice clickData, cluster-table cellClicked,   ├─ update_view ─> VIEW (+ x/y/z inputs, p/T enabled)
-    participant-grid selectedRows                               ┘
-    quick filters, "Include all", "Exclude sub-XX" ── select_participants ─> participant-grid selectedRows (-> update_view)
+    covariate, value, condition, x/y/z inputs,                  │    VIEW (+ x/y/z inputs), and in the
+    glass-brain / slice clickData, cluster-table cellClicked,   ├─ update ─> same response what changed of: glass brain +
+    participant-grid selectedRows, regression-scatter clickData ┘    3 slices (Patches), status, cluster table
+                                                                     (+ RFT_PENDING), regression scatter + stats
+    RFT_PENDING ── estimate_rft ─> table rows with RFT p-values (after a new participant subset / model)
+    quick filters, "Include all", "Exclude sub-XX" ── select_participants ─> participant-grid selectedRows (-> update)
     regression-scatter clickData, grid selectedRows ── offer_exclusion ─> exclude button, grid highlight + scroll
-
-    VIEW ─┬─ draw_maps ──────────> glass brain, 3 slices (Patch of images/shapes/arrays that changed), status, point text
-          ├─ fill_cluster_table ─> table rows (RFT p-values, or "n/a (re-estimating)" + RFT_PENDING)
-          │        RFT_PENDING ── estimate_rft ─> table rows with RFT p-values
-          ├─ draw_regression ────> scatter + LTS/OLS stats box
-          ├─ count_included (clientside) ─> "N of M included"
+    use-T switch ── (clientside) ─> p / T inputs enabled
+    VIEW ─┬─ count_included (clientside) ─> "N of M included"
           └─ (clientside, while the compare tab is shown) COMPARE_VIEW ── draw_compare ─> the three contrasts' glass brains
 """
 
@@ -31,6 +29,7 @@ from dashboard.app import ids
 from dashboard.app import state as st
 from dashboard.app import views
 from dashboard.app.engine import Engine
+from dashboard.figures import empty_figure as figures_empty
 
 log = logging.getLogger(__name__)
 
@@ -49,63 +48,102 @@ INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", id
 def register(app: dash.Dash, engine: Engine) -> None:
     inputs = [Input(cid, INPUT_PROPS.get(cid, "value")) for cid in INPUT_KINDS]
 
+    # One request per user action: the new view state and every view that changed come
+    # back together (a state callback chained to three drawing callbacks cost a second
+    # round trip, and the three competed for the engine lock and the GIL).
     @app.callback(
         Output(ids.VIEW, "data"), Output(ids.POINT_X, "value"), Output(ids.POINT_Y, "value"), Output(ids.POINT_Z, "value"),
-        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"),
-        *inputs, State(ids.VIEW, "data"),
-    )
-    def update_view(*args):
-        state = args[-1]
-        trigger = ctx.triggered_id
-        values = dict(zip(INPUT_KINDS, args[:-1]))
-        if trigger is None:  # initial call: pass the state on (no_update would not trigger the views)
-            x, y, z = state["point"]
-            return state, x, y, z, state["use_t"], not state["use_t"]
-        try:
-            new = views.next_state(engine, state, trigger, values[trigger], INPUT_KINDS)
-        except (ValueError, TypeError, KeyError) as exc:
-            log.info("input ignored: %s", exc)
-            raise PreventUpdate from exc
-        # outputs that did not change are not sent (each one re-renders its component)
-        same_point = new["point"] == state["point"] and trigger not in (ids.POINT_X, ids.POINT_Y, ids.POINT_Z)
-        x, y, z = (no_update,) * 3 if same_point else new["point"]
-        use_t = (no_update,) * 2 if new["use_t"] == state["use_t"] else (new["use_t"], not new["use_t"])
-        return (new if new != state else no_update), x, y, z, *use_t
-
-    @app.callback(
-        Output(ids.GLASS_BRAIN, "figure"), *[Output(s, "figure") for s in ids.SLICES], Output(ids.STATUS, "children"),
+        Output(ids.GLASS_BRAIN, "figure"), *[Output(s, "figure") for s in ids.SLICES], Output(ids.HOVER, "data"), Output(ids.STATUS, "children"),
         Output(ids.POINT_TEXT, "children"), Output(ids.RENDERED_MAPS, "data"),
-        Input(ids.VIEW, "data"), State(ids.RENDERED_MAPS, "data"),
-    )
-    def draw_maps(state, rendered):
-        try:
-            with engine.interactive():
-                glass, slices, status, point_text, new_rendered = views.draw_maps(engine, state, rendered)
-        except Exception as exc:  # noqa: BLE001 - say it on the page
-            log.exception("draw_maps")
-            return no_update, no_update, no_update, no_update, f"Cannot compute this view: {exc}", no_update, no_update
-        return glass, *slices, status, point_text, new_rendered
-
-    @app.callback(
         Output(ids.CLUSTER_TABLE, "rowData"), Output(ids.CLUSTER_NOTE, "children"), Output(ids.RENDERED_TABLE, "data"),
         Output(ids.RFT_PENDING, "data"),
-        Input(ids.VIEW, "data"), State(ids.RENDERED_TABLE, "data"),
+        Output(ids.SCATTER, "figure"), Output(ids.REG_STATS, "children"), Output(ids.RENDERED_REGRESSION, "data"),
+        *inputs, Input(ids.SCATTER, "clickData"),
+        State(ids.VIEW, "data"), State(ids.RENDERED_MAPS, "data"), State(ids.RENDERED_TABLE, "data"),
+        State(ids.RENDERED_REGRESSION, "data"),
     )
-    def fill_cluster_table(state, rendered):
+    def update(*args):
+        *values, click, state, rendered_maps, rendered_table, rendered_regression = args
+        trigger = ctx.triggered_id
+        if trigger is None or trigger == ids.SCATTER:  # first call, or a participant highlighted
+            new = state
+        else:
+            try:
+                new = views.next_state(engine, state, trigger, dict(zip(INPUT_KINDS, values))[trigger], INPUT_KINDS)
+            except (ValueError, TypeError, KeyError) as exc:
+                log.info("input ignored: %s", exc)
+                raise PreventUpdate from exc
+        with engine.interactive():
+            maps = _maps(new, rendered_maps)
+            table = _table(new, rendered_table)
+            regression = _regression(new, _clicked_participant(click), rendered_regression)
+        return (*_state_outputs(state, new, trigger), *maps, *table, *regression)
+
+    def _state_outputs(state: dict, new: dict, trigger) -> tuple:
+        """VIEW and the x/y/z inputs; outputs that did not change are not sent (each one
+        re-renders its component)."""
+        if trigger is None:  # first call: the inputs already show the state
+            return (no_update,) * 4
+        same_point = new["point"] == state["point"] and trigger not in (ids.POINT_X, ids.POINT_Y, ids.POINT_Z)
+        x, y, z = (no_update,) * 3 if same_point else new["point"]
+        return (new if new != state else no_update), x, y, z
+
+    # T under the pointer: looked up in the browser (assets/hover.js) in the hover values
+    # that come with the maps; no request while the pointer moves
+    for gid in ids.MAP_VIEWS:
+        call = ("window.dash_clientside.cue.glassTooltip(h, s)" if gid == ids.GLASS_BRAIN else
+                f"window.dash_clientside.cue.sliceTooltip(h, s, {ids.SLICES.index(gid)})")
+        app.clientside_callback(
+            f"function(h, s) {{ return {call}; }}",
+            Output(ids.tooltip(gid), "show"), Output(ids.tooltip(gid), "bbox"), Output(ids.tooltip(gid), "children"),
+            Input(gid, "hoverData"), State(ids.HOVER, "data"),
+            prevent_initial_call=True,
+        )
+
+    # which threshold input is active: in the browser, at once
+    app.clientside_callback(
+        "function(useT) { return [!!useT, !useT]; }",
+        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"),
+        Input(ids.USE_T, "value"),
+    )
+
+    def _maps(state: dict, rendered) -> tuple:
+        """glass brain, 3 slices, hover values, status, point text, RENDERED_MAPS."""
+        try:
+            glass, slices, hover, status, point_text, new_rendered = views.draw_maps(engine, state, rendered)
+        except Exception as exc:  # noqa: BLE001 - say it on the page
+            log.exception("draw_maps")
+            return (no_update,) * 5 + (f"Cannot compute this view: {exc}", no_update, no_update)
+        return glass, *slices, hover, status, point_text, new_rendered
+
+    def _table(state: dict, rendered) -> tuple:
+        """rows, note, RENDERED_TABLE, RFT_PENDING."""
         key = st.table_key(state)
         if key == rendered:
-            raise PreventUpdate
+            return (no_update,) * 4
         subset = engine.subset(state["participants"])
         ready = engine.rft_ready(state["contrast"], state["model"], subset)
         try:
-            with engine.interactive():
-                rows, note = views.table_rows(engine, state, with_rft=ready, pending=not ready)
+            rows, note = views.table_rows(engine, state, with_rft=ready, pending=not ready)
         except Exception as exc:  # noqa: BLE001
-            log.exception("fill_cluster_table")
+            log.exception("table")
             return [], f"Cannot compute the cluster table: {exc}", key, None
         # no_update when nothing is pending: setting the store would fire estimate_rft
         # (one more request per action) only for it to find nothing to do
         return rows, note, key, (no_update if ready else key)
+
+    def _regression(state: dict, highlight: str | None, rendered) -> tuple:
+        """scatter, stats box, RENDERED_REGRESSION."""
+        # without a cluster the panel says so whatever the rest of the state: not redrawn
+        key = [st.regression_key(state), highlight] if state["cluster"] else ["no cluster"]
+        if key == rendered:
+            return (no_update,) * 3
+        try:
+            fig, stats = views.draw_regression(engine, state, highlight)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("regression")
+            return figures_empty(f"Cannot compute the regression: {exc}"), "", key
+        return fig, stats, key
 
     @app.callback(
         Output(ids.CLUSTER_TABLE, "rowData", allow_duplicate=True), Output(ids.CLUSTER_NOTE, "children", allow_duplicate=True),
@@ -125,20 +163,6 @@ def register(app: dash.Dash, engine: Engine) -> None:
         except Exception as exc:  # noqa: BLE001
             log.exception("estimate_rft")
             return no_update, f"RFT p-values failed: {exc}"
-
-    @app.callback(
-        Output(ids.SCATTER, "figure"), Output(ids.REG_STATS, "children"), Output(ids.RENDERED_REGRESSION, "data"),
-        Input(ids.VIEW, "data"), Input(ids.SCATTER, "clickData"), State(ids.RENDERED_REGRESSION, "data"),
-    )
-    def draw_regression(state, click, rendered):
-        highlight = _clicked_participant(click)
-        # without a cluster the panel says so whatever the rest of the state: not redrawn
-        key = [st.regression_key(state), highlight] if state["cluster"] else ["no cluster"]
-        if key == rendered:
-            raise PreventUpdate
-        with engine.interactive():
-            fig, stats = views.draw_regression(engine, state, highlight)
-        return fig, stats, key
 
     @app.callback(
         Output(ids.EXCLUDE_BUTTON, "children"), Output(ids.EXCLUDE_BUTTON, "style"),

@@ -10,6 +10,7 @@ RENDERED_MAPS = "rendered-maps"  # what the map figures currently show (for Patc
 RENDERED_TABLE = "rendered-table"  # key of the cluster table on screen
 RFT_PENDING = "rft-pending"  # cluster-table key whose RFT p-values are being estimated
 RENDERED_REGRESSION = "rendered-regression"
+HOVER = "hover-values"  # T under the pointer for the map views (figures.hover_values), read in the browser
 COMPARE_VIEW = "compare-view"  # VIEW, passed on in the browser only while the compare tab is shown
 
 # controls
@@ -33,6 +34,14 @@ SLICE_SAGITTAL = "slice-sagittal"
 SLICE_CORONAL = "slice-coronal"
 SLICE_AXIAL = "slice-axial"
 SLICES = (SLICE_SAGITTAL, SLICE_CORONAL, SLICE_AXIAL)
+MAP_VIEWS = (GLASS_BRAIN, *SLICES)
+
+
+def tooltip(graph_id: str) -> str:
+    """The dcc.Tooltip that shows T under the pointer over a map view."""
+    return f"{graph_id}-tooltip"
+
+
 POINT_X = "point-x"
 POINT_Y = "point-y"
 POINT_Z = "point-z"

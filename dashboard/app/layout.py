@@ -95,11 +95,16 @@ def controls(study: Study, state: dict) -> dbc.Card:
     )
 
 
+def map_view(graph_id: str, className: str | None = None) -> html.Div:
+    """A map figure with its pointer tooltip (T under the pointer, filled in the browser:
+    assets/hover.js); the wrapper positions the tooltip over the graph."""
+    return html.Div([dcc.Graph(id=graph_id, config=GRAPH_CONFIG, className=className, clear_on_unhover=True),
+                     dcc.Tooltip(id=ids.tooltip(graph_id), className="map-tooltip", direction="right", border_color="#555")],
+                    className="map-view")
+
+
 def explore_tab() -> html.Div:
-    slice_cols = [
-        dbc.Col(dcc.Graph(id=gid, config=GRAPH_CONFIG, className="slice-graph"), md=4)
-        for gid in ids.SLICES
-    ]
+    slice_cols = [dbc.Col(map_view(gid, className="slice-graph"), md=4) for gid in ids.SLICES]
     point_inputs = dbc.Row(
         [
             dbc.Col(html.Span("Cursor (MNI mm)", className="fw-semibold"), width="auto"),
@@ -114,7 +119,7 @@ def explore_tab() -> html.Div:
     )
     return html.Div(
         [
-            dcc.Graph(id=ids.GLASS_BRAIN, config=GRAPH_CONFIG),
+            map_view(ids.GLASS_BRAIN),
             point_inputs,
             dbc.Row(slice_cols, className="g-1"),
         ]
@@ -306,6 +311,7 @@ def build_layout(study: Study) -> html.Div:
         [
             dcc.Store(id=ids.VIEW, data=state),
             dcc.Store(id=ids.RENDERED_MAPS, data=None),
+            dcc.Store(id=ids.HOVER, data=None),
             dcc.Store(id=ids.RENDERED_TABLE, data=None),
             dcc.Store(id=ids.RFT_PENDING, data=None),
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),

@@ -1,6 +1,6 @@
 """The view state: one JSON-serialisable dict that says everything the page shows.
 
-Every control writes into it (callback ``update_view``) and every view is drawn from it,
+Every control writes into it (callback ``update``) and every view is drawn from it,
 so a view can be restored from the dict alone (e.g. from a URL later).  Keys:
 
 ``contrast``     contrast id (``placebo``, ``nac``, ``interaction``)

@@ -128,86 +128,85 @@ def _vmax(engine: Engine, state: dict) -> float:
 
 
 def draw_maps(engine: Engine, state: dict, rendered: dict | None):
-    """(glass figure, 3 slice figures, status text, point text, rendered).
+    """(glass figure, 3 slice figures, hover values, status text, point text, rendered).
 
-    Sends only what changed since ``rendered`` (what the figures show now): a full
-    figure when the model changed (colour scale), else a ``Patch`` of the layers that
-    depend on what changed -- contrast or participants: T (hover) layers;
-    threshold/extent/direction: coloured layers; selected cluster: outline; slice
-    position: that slice's arrays; point: crosshair and glass-brain markers --
-    and ``no_update`` for a figure with nothing new."""
+    Sends only what changed since ``rendered`` (what the page shows now): full figures
+    when the model changed (colour scale) or on the first call, else a ``Patch`` of the
+    layout parts that depend on what changed -- threshold/extent/direction/contrast/
+    participants: map images; slice position: that slice's image and title; point:
+    crosshair and glass-brain markers; selected cluster: outline -- and ``no_update``
+    for a figure with nothing new.  The figures' traces never change (static capture
+    heatmaps), so plotly.js never replots them.  The hover values (T under the pointer,
+    :func:`dashboard.figures.hover_values`) follow the T volume and the slice positions."""
     subset = engine.subset(state["participants"])
     vol, df = engine.volume(state["contrast"], state["model"], subset)
     height = engine.height(state, df)
     point = tuple(state["point"])
     prev = rendered or {}
-    keys = {"base": [state["model"]], "vol": [state["contrast"], list(subset)], "map": st.table_key(state), "cluster": state["cluster"],
-            "point": list(point)}
+    keys = {"base": [state["model"]], "vol": [state["contrast"], state["model"], list(subset)], "map": st.table_key(state),
+            "cluster": state["cluster"], "point": list(point)}
     full = prev.get("base") != keys["base"]
-    # plotly.react compares data arrays by ``layout.datarevision`` only: a redraw that
-    # changes just layout images or shapes (threshold, point) then costs no replot
-    rev = _revision(keys["base"], keys["vol"])
     vol_changed = full or prev.get("vol") != keys["vol"]
     map_changed = vol_changed or prev.get("map") != keys["map"]
     cluster_changed = map_changed or prev.get("cluster") != keys["cluster"]
     point_changed = prev.get("point") != keys["point"]
     shown = engine.shown(state)  # threshold and extent
     vmax = _vmax(engine, state)
-    if full:
-        glass = figures.glass_brain_figure(shown, engine.grid, threshold=height, vmax=vmax, direction=state["direction"],
-                                           outline=engine.mask, point=point, hover_volumes=[vol], datarevision=rev)
-    elif map_changed or point_changed:
-        glass = Patch()
-        for axis in (0, 1, 2):
-            if vol_changed:
-                glass["data"][figures.GLASS_TRACES * axis]["z"] = figures.glass_capture(vol, axis)
-                glass["layout"]["datarevision"] = rev
-            if map_changed:
-                glass["layout"]["images"][axis]["source"] = _image(engine, ("glass", keys["map"], axis, vmax),
-                                                                   lambda: figures.glass_shown(shown, axis, height, state["direction"], vmax))
-            if point_changed:
-                glass["layout"]["shapes"][axis] = figures.glass_marker(point, axis)
-    else:
-        glass = no_update
+    index = engine.grid.index_of(point)
+    prev_index = prev.get("index")
+    moved = [prev_index is None or prev_index[axis] != index[axis] for axis in (0, 1, 2)]
     cluster = None
     if state["cluster"]:
         cluster = engine.cluster_mask(engine.table(state, with_rft=False), state["cluster"])
-    index = engine.grid.index_of(point)
-    prev_index = prev.get("index")
-    slices = []
-    for axis in (0, 1, 2):
-        moved = prev_index is None or prev_index[axis] != index[axis]
-        if full:
-            parts = figures.slice_parts(axis, index[axis], template=engine.template, volume=vol, shown=shown, cluster=cluster, vmax=vmax)
-            slices.append(figures.slice_figure(axis, parts, engine.grid, point, vmax=vmax, showscale=(axis == 2), cluster=cluster,
-                                               datarevision=f"{rev}|{index[axis]}"))
-            continue
-        # the hover heatmap (T) changes with the volume or the slice; the image (template +
-        # thresholded T, a layout image: no replot) with the map or the slice
-        new_hover, new_image = moved or vol_changed, moved or map_changed
-        if not new_hover and not new_image and not point_changed and not cluster_changed:
-            slices.append(no_update)
-            continue
-        patch = Patch()
-        if new_hover:
-            patch["data"][figures.SLICE_TRACES.index("hover")]["z"] = figures.slice_hover(axis, index[axis], vol)
-            patch["layout"]["datarevision"] = f"{rev}|{index[axis]}"
-        if new_image:
-            patch["layout"]["images"][0]["source"] = _image(
-                engine, ("slice", keys["map"], axis, index[axis], vmax),
-                lambda: figures.slice_image(axis, index[axis], template=engine.template, shown=shown, vmax=vmax))
-        if moved:
-            patch["data"][figures.SLICE_TRACES.index("hover")]["meta"] = [point[axis]]
-            patch["layout"]["annotations"][0]["text"] = figures.slice_title(axis, point[axis])
-        if point_changed or cluster_changed:
-            patch["layout"]["shapes"] = figures.slice_shapes(axis, point, engine.grid, cluster)
-        slices.append(patch)
+
+    def slice_image(axis: int) -> str:
+        return _image(engine, ("slice", keys["map"], axis, index[axis], vmax),
+                      lambda: figures.slice_image(axis, index[axis], template=engine.template, shown=shown, vmax=vmax))
+
+    def glass_image(axis: int) -> str:
+        return _image(engine, ("glass", keys["map"], axis, vmax), lambda: figures.glass_shown(shown, axis, height, state["direction"], vmax))
+
+    def slice_hover(axis: int) -> dict:
+        return figures.slice_hover(axis, index[axis], vol, engine.grid)
+
+    if full:
+        glass = figures.glass_brain_figure(shown, engine.grid, threshold=height, vmax=vmax, direction=state["direction"],
+                                           outline=engine.mask, point=point, custom_hover=True)
+        slices = [figures.slice_figure(axis, slice_image(axis), engine.grid, point, vmax=vmax, showscale=(axis == 2), cluster=cluster)
+                  for axis in (0, 1, 2)]
+        hover = {"glass": [figures.glass_hover(vol, axis, engine.grid) for axis in (0, 1, 2)], "slices": [slice_hover(axis) for axis in (0, 1, 2)]}
+    else:
+        glass = Patch() if (map_changed or point_changed) else no_update
+        hover = Patch() if (vol_changed or any(moved)) else no_update
+        for axis in (0, 1, 2):
+            if map_changed:
+                glass["layout"]["images"][axis]["source"] = glass_image(axis)
+            if point_changed:
+                glass["layout"]["shapes"][axis] = figures.glass_marker(point, axis)
+            if vol_changed:
+                hover["glass"][axis] = figures.glass_hover(vol, axis, engine.grid)
+            if vol_changed or moved[axis]:
+                hover["slices"][axis] = slice_hover(axis)
+        slices = []
+        for axis in (0, 1, 2):
+            new_image = moved[axis] or map_changed
+            if not new_image and not point_changed and not cluster_changed:
+                slices.append(no_update)
+                continue
+            patch = Patch()
+            if new_image:
+                patch["layout"]["images"][0]["source"] = slice_image(axis)
+            if moved[axis]:
+                patch["layout"]["annotations"][0]["text"] = figures.slice_title(axis, point[axis])
+            if point_changed or cluster_changed:
+                patch["layout"]["shapes"] = figures.slice_shapes(axis, point, engine.grid, cluster)
+            slices.append(patch)
     t_here = vol[index]
     point_text = f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · T = {t_here:.2f}" if np.isfinite(t_here) else \
         f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · outside the mask"
     status = [html.Span(engine.describe(state, df), className="fw-semibold"),
               html.Br(), html.Span(f"{len(subset)} of {len(engine.all_ids)} participants · model {state['model']}")]
-    return glass, slices, status, point_text, {**keys, "index": list(index)}
+    return glass, slices, hover, status, point_text, {**keys, "index": list(index)}
 
 
 def _image(engine: Engine, key, make) -> str:
@@ -218,13 +217,6 @@ def _image(engine: Engine, key, make) -> str:
     k = json.dumps(key)
     hit = engine.images.get(k)
     return hit if hit is not None else engine.images.put(k, make())
-
-
-def _revision(*parts) -> str:
-    import hashlib
-    import json
-
-    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def draw_compare(engine: Engine, state: dict):

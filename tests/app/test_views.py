@@ -52,16 +52,27 @@ def test_ap002_next_state_controls_and_invalid_inputs(engine):
 
 def test_ap003_point_move_patches_instead_of_redrawing(engine):
     s0 = st.default_state(engine.study)
-    glass, slices, status, _, rendered = views.draw_maps(engine, s0, None)
+    glass, slices, hover, status, _, rendered = views.draw_maps(engine, s0, None)
     assert isinstance(glass, dict) and all(isinstance(f, dict) for f in slices)
+    assert len(hover["glass"]) == 3 and len(hover["slices"]) == 3
     assert "df 20" in status[0].children
     # same state: nothing to send
-    glass, slices, *_ = views.draw_maps(engine, s0, rendered)
-    assert glass is no_update and all(f is no_update for f in slices)
+    glass, slices, hover, *_ = views.draw_maps(engine, s0, rendered)
+    assert glass is no_update and all(f is no_update for f in slices) and hover is no_update
     # move x only: the sagittal slice changes, coronal/axial only move their crosshair
     s1 = dict(s0, point=[engine.grid.x[1], s0["point"][1], s0["point"][2]])
-    glass, slices, *_ = views.draw_maps(engine, s1, rendered)
-    assert isinstance(glass, Patch) and all(isinstance(f, Patch) for f in slices)
+    glass, slices, hover, *_ = views.draw_maps(engine, s1, rendered)
+    assert isinstance(glass, Patch) and all(isinstance(f, Patch) for f in slices) and isinstance(hover, Patch)
+    # the figures' traces never change after the first draw (no replot in the browser):
+    # only layout parts are patched, and the hover values only for the moved slice
+    for patch in (glass, *slices):
+        assert all(op["location"][0] == "layout" for op in patch.to_plotly_json()["operations"])
+    assert {tuple(op["location"]) for op in hover.to_plotly_json()["operations"]} == {("slices", 0)}
+    s2 = dict(s1, contrast=engine.study.contrasts[1].id)
+    glass, slices, hover, *_ = views.draw_maps(engine, s2, {**rendered, "point": s1["point"], "index": list(engine.grid.index_of(s1["point"]))})
+    for patch in (glass, *slices):
+        assert all(op["location"][0] == "layout" for op in patch.to_plotly_json()["operations"])
+    assert {tuple(op["location"]) for op in hover.to_plotly_json()["operations"]} == {("glass", a) for a in range(3)} | {("slices", a) for a in range(3)}
 
 
 def test_ap004_table_rows_pending_rft_then_ready(engine):

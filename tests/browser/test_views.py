@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
 
 from dashboard.app import ids
+from dashboard.app import state as st
 from tests.browser.helpers import (TIMEOUT, choose_contrast, click_graph, click_table_row, no_console_errors, set_input,
                                    start_sample, table_text, wait_rows, js_click, wait_table_contains)
 
@@ -34,18 +39,42 @@ def test_ui010_slices_follow_inputs_and_clicks(dash_duo, sample_engine):
     assert text.endswith(("-6)", "T")) or ", -6)" in text, text
     x = float(dash_duo.find_element(f"#{ids.POINT_X}").get_attribute("value"))
     assert x < 0, "left of the axial view is left (negative x)"
-    # hovering a slice shows MNI coordinates and T under the pointer
+    # hovering a slice shows MNI coordinates and T under the pointer: the T the server
+    # computed at that voxel (the browser looks it up in the hover values)
+    state = st.default_state(sample_engine.study)
+    vol, _ = sample_engine.volume(state["contrast"], state["model"], sample_engine.subset(None))
     layer = dash_duo.find_element(f"#{ids.SLICE_CORONAL} .nsewdrag")
     ActionChains(dash_duo.driver).move_to_element(layer).move_by_offset(3, 3).perform()
-    dash_duo.wait_for_contains_text(f"#{ids.SLICE_CORONAL} .hoverlayer", "T = ", timeout=TIMEOUT)
+    tip = f"#{ids.tooltip(ids.SLICE_CORONAL)}"
+    dash_duo.wait_for_contains_text(tip, "T = ", timeout=TIMEOUT)
     y = dash_duo.find_element(f"#{ids.POINT_Y}").get_attribute("value")
-    assert f", {y}, " in dash_duo.find_element(f"#{ids.SLICE_CORONAL} .hoverlayer").text  # the coronal slice's y
+    xyz, t = _tooltip_point(dash_duo.find_element(tip).text)
+    assert xyz[1] == float(y)  # the coronal slice's own y
+    assert t == pytest.approx(float(vol[sample_engine.grid.index_of(xyz)]), abs=0.006)
+    # the glass brain: the signed maximum along the projection (here the axial panel)
+    layer = dash_duo.driver.find_elements(By.CSS_SELECTOR, f"#{ids.GLASS_BRAIN} .nsewdrag")[2]
+    ActionChains(dash_duo.driver).move_to_element(layer).move_by_offset(5, -20).perform()
+    tip = f"#{ids.tooltip(ids.GLASS_BRAIN)}"
+    dash_duo.wait_for_contains_text(tip, "along z", timeout=TIMEOUT)
+    text = dash_duo.find_element(tip).text
+    x, y = (float(v) for v in re.findall(r"[xy] = (-?[\d.]+)", text))
+    i, j, _ = sample_engine.grid.index_of((x, y, 0.0))
+    ray = vol[i, j, :]
+    expected = ray[np.nanargmax(np.abs(ray))]
+    assert float(re.search(r"T = (-?[\d.]+)", text).group(1)) == pytest.approx(float(expected), abs=0.006)
     # a click on the glass brain moves the point too
     before = _point_text(dash_duo)
     click_graph(dash_duo, ids.GLASS_BRAIN, 0.5, 0.5)
     dash_duo._wait_for(lambda d: _point_text(dash_duo) != before, timeout=TIMEOUT, msg="glass brain click did not move the point")
     assert "T = " in _point_text(dash_duo) or "outside" in _point_text(dash_duo)
     no_console_errors(dash_duo)
+
+
+def _tooltip_point(text: str) -> tuple[tuple[float, float, float], float]:
+    """((x, y, z), T) from a slice tooltip 'MNI (x, y, z)\nT = v'."""
+    m = re.search(r"MNI \((-?[\d.]+), (-?[\d.]+), (-?[\d.]+)\)\s*T = (-?[\d.]+)", text)
+    assert m, text
+    return (float(m.group(1)), float(m.group(2)), float(m.group(3))), float(m.group(4))
 
 
 def test_ui011_table_row_moves_views_and_outlines_cluster(dash_duo, sample_engine):
