@@ -149,15 +149,26 @@ class Analysis:
         return self._fits[key]
 
     def t_map(self, contrast: str, model: ModelName = "cells", participants: tuple[str, ...] | None = None) -> tuple[np.ndarray, float]:
-        """T at in-mask voxels and its df: recomputed from participant images, or the
-        stored group map when the study has no participant images."""
+        """T at in-mask voxels and its df.  The stored group map answers the question it
+        was computed for (its model, every participant; e.g. SPM's own spmT): the study's
+        result as published, read instead of refitted.  Any other model or participant
+        subset is recomputed from the participant images."""
         subset = self.subset(participants)
         if self.uses_stored_maps:
             gm = self.study.group_maps[contrast]
             self._check_stored(gm.model, model, subset)
             return self.study.group_map(contrast).astype(np.float64), gm.df
+        if self.stored_map_applies(contrast, model, subset):
+            return self.study.group_map(contrast).astype(np.float64), self.study.group_maps[contrast].df
         fit = self.fit(model, subset)
         return fit.t_map(self.study.contrast(contrast).weights), float(fit.df)
+
+    def stored_map_applies(self, contrast: str, model: str, subset: tuple[str, ...]) -> bool:
+        """True when the stored group map of ``contrast`` is this model's map of every
+        participant (then it is used as it is, as :meth:`stored_smoothness` is)."""
+        gm = self.study.group_maps.get(contrast)
+        return (gm is not None and gm.statistic == "T" and gm.model == model and gm.df is not None
+                and subset == tuple(self.study.participant_ids))
 
     def _check_stored(self, stored_model: str | None, model: str, subset: tuple[str, ...]) -> None:
         """Stored maps answer only for their own model and every participant."""

@@ -192,14 +192,15 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_make_sample(args: argparse.Namespace) -> int:
-    from dashboard.sample import make_sample
+    from dashboard.sample import DEFAULT_SEED, make_sample
 
+    seed = DEFAULT_SEED if args.seed is None else args.seed
     try:
-        out = make_sample(args.out, seed=args.seed, force=args.force)
+        out = make_sample(args.out, seed=seed, force=args.force)
     except FileExistsError as exc:
         print(exc, file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f"wrote the synthetic sample study to {out} (seed {args.seed})")
+    print(f"wrote the synthetic sample study to {out} (seed {seed})")
     return 0
 
 
@@ -241,11 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis_options(p)
     p.set_defaults(func=cmd_regress)
 
-    from dashboard.sample import DEFAULT_SEED
-
+    # (dashboard.sample, which imports scipy, is imported only when the command runs)
     p = sub.add_parser("make-sample", help="generate the synthetic sample study (deterministic)")
     p.add_argument("out", help="output folder (must be empty or absent unless --force)")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED}: the committed sample_results/)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the seed of the committed sample_results/)")
     p.add_argument("--force", action="store_true", help="replace the content of a non-empty output folder")
     p.set_defaults(func=cmd_make_sample)
     return parser

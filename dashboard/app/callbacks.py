@@ -77,6 +77,8 @@ def register(app: dash.Dash, engine: Engine) -> None:
             maps = _maps(new, rendered_maps)
             table = _table(new, rendered_table)
             regression = _regression(new, _clicked_participant(click), rendered_regression)
+        if trigger is None:  # the first view is on its way: participant images next
+            engine.preload_participant_data()
         return (*_state_outputs(state, new, trigger), *maps, *table, *regression)
 
     def _state_outputs(state: dict, new: dict, trigger) -> tuple:

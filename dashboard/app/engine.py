@@ -19,14 +19,16 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dashboard import figures
-from dashboard.analysis import Analysis, RegressionOutcome, Threshold
 from dashboard.results import Study
-from dashboard.stats.thresholds import p_uncorrected, t_threshold
+
+if TYPE_CHECKING:  # the statistics stack (scipy.stats: ~0.7 s of imports) loads in the warm-up thread
+    from dashboard.analysis import Analysis, RegressionOutcome, Threshold
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,8 @@ class Engine:
         # server's processes for RFT smoothness estimates
         # one fit in memory (~90 MB on the sample; the RSS budget is 600 MB): T volumes,
         # tables and regressions stay cached below, so going back is mostly cache hits
-        self.analysis = Analysis(study, store=store, max_cached_fits=1)
+        self._store = store
+        self._analysis: Analysis | None = None
         self.lock = threading.RLock()
         self.mask, self.grid = figures.to_ras(study.mask, study.affine)
         # the template (nilearn import + resampling, ~1 s) loads in a thread, in parallel
@@ -129,6 +132,19 @@ class Engine:
         self._shown = _LRU(8)
         self.images = _LRU(96)  # PNG data URIs of drawn maps (views), a few kB each
         self._rft_ready: set = set()
+        self._preload_started = False
+
+    @property
+    def analysis(self) -> Analysis:
+        """The core's :class:`~dashboard.analysis.Analysis`, created (and the statistics
+        stack imported) on first use, so the server answers HTTP before scipy is loaded."""
+        if self._analysis is None:
+            with self.lock:
+                if self._analysis is None:
+                    from dashboard.analysis import Analysis
+
+                    self._analysis = Analysis(self.study, store=self._store, max_cached_fits=1)
+        return self._analysis
 
     def _mask_template(self) -> np.ndarray:
         return self.mask.astype(np.uint8) * 160
@@ -198,6 +214,8 @@ class Engine:
 
     @staticmethod
     def height(state: dict, df: float) -> float:
+        from dashboard.stats.thresholds import t_threshold
+
         if state["use_t"]:
             return float(state["t"])
         return float(t_threshold(float(state["p_unc"]), df))
@@ -205,12 +223,16 @@ class Engine:
     @staticmethod
     def describe(state: dict, df: float) -> str:
         """'df 84 · T > 3.19 (p < 0.001 unc.)'"""
+        from dashboard.stats.thresholds import p_uncorrected
+
         u = Engine.height(state, df)
         if state["use_t"]:
             return f"df {df:g} · T > {u:.2f} (p < {float(p_uncorrected(u, df)):.2g} unc.)"
         return f"df {df:g} · T > {u:.2f} (p < {float(state['p_unc']):g} unc.)"
 
     def threshold(self, state: dict) -> Threshold:
+        from dashboard.analysis import Threshold
+
         return Threshold(p_unc=None, t=float(state["t"])) if state["use_t"] else Threshold(p_unc=float(state["p_unc"]))
 
     # -- cluster tables --------------------------------------------------------------
@@ -303,6 +325,26 @@ class Engine:
         except Exception:  # noqa: BLE001
             log.exception("warm-up failed")
         release_memory()
+
+    def preload_participant_data(self, delay: float = 2.0) -> None:
+        """Read the participant images (~0.7 s; subsets and regressions need them, the
+        default view shows the stored group maps) in a thread, ``delay`` seconds from
+        now: called once the first view is served, so that the reading does not compete
+        with the browser drawing the first page.  A view that needs them sooner waits."""
+        if not self.study.has_participant_images or self._preload_started:
+            return
+        self._preload_started = True
+
+        def read() -> None:
+            try:
+                self.study.participant_data  # noqa: B018 - read once, cached on the study
+            except Exception:  # noqa: BLE001 - reported when a view needs them
+                log.exception("participant images")
+            release_memory()
+
+        timer = threading.Timer(delay, read)
+        timer.daemon = True
+        timer.start()
 
 
 def _small_int(labels: np.ndarray) -> np.ndarray:

@@ -208,3 +208,21 @@ def test_sm014_sidecar_smoothness_is_the_estimate_and_is_reused(analysis, monkey
     assert stored.search_volume_vox == estimated.search_volume_vox
     with pytest.raises(AssertionError, match="estimated although"):  # another subset: estimated
         fresh.smoothness("interaction", "cells", tuple(study.participant_ids[:-1]))
+
+
+def test_sm015_stored_map_answers_its_own_question_only(analysis):
+    """The published question (stored model, every participant) is read from the stored
+    map, without a fit; another subset or model is refitted from the images."""
+    study = analysis.study
+    fresh = Analysis(study)
+    t, df = fresh.t_map("interaction", "cells")
+    assert np.array_equal(t, study.group_map("interaction").astype(np.float64)) and df == 84
+    assert fresh._fits == {}  # nothing was fitted
+    subset = tuple(study.participant_ids[1:])
+    t_sub, df_sub = fresh.t_map("interaction", "cells", subset)
+    index = list(range(1, len(study.participant_ids)))
+    expected = fit_group_model(study.participant_data[index], study.condition_ids, "cells")
+    np.testing.assert_allclose(t_sub, expected.t_map(study.contrast("interaction").weights), rtol=1e-6, atol=1e-6)
+    assert df_sub == 80
+    _, df_paired = fresh.t_map("interaction", "paired")
+    assert df_paired == 21  # another model: its own fit, not the stored cells map
