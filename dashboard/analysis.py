@@ -141,12 +141,17 @@ class Analysis:
             raise StudyError([Problem(str(self.study.root), "recomputing group maps needs participant images; this folder has group maps only")])
         key = (model, subset)
         if key not in self._fits:
-            index = [self.study.participant_ids.index(p) for p in subset]
-            data = self.study.participant_data[index] if len(index) != len(self.study.participant_ids) else self.study.participant_data
+            data = self.participant_data(subset)
             if len(self._fits) >= self._max:
                 self._fits.pop(next(iter(self._fits)))
             self._fits[key] = fit_group_model(data, self.study.condition_ids, model)
         return self._fits[key]
+
+    def participant_data(self, subset: tuple[str, ...]) -> np.ndarray:
+        """First-level maps of a subset, ``(n, n_conditions, n_voxels)`` (no copy for everyone)."""
+        if subset == tuple(self.study.participant_ids):
+            return self.study.participant_data
+        return self.study.participant_data[[self.study.participant_ids.index(p) for p in subset]]
 
     def t_map(self, contrast: str, model: ModelName = "cells", participants: tuple[str, ...] | None = None) -> tuple[np.ndarray, float]:
         """T at in-mask voxels and its df.  The stored group map answers the question it
@@ -301,9 +306,11 @@ class Analysis:
         extent: int = DEFAULT_EXTENT,
         model: ModelName = "cells",
         participants: tuple[str, ...] | None = None,
+        table: ClusterTable | None = None,
     ) -> RegressionOutcome:
         """Per-participant values of the cluster containing ``peak_mm`` (in the chosen
-        condition) regressed on a participants.tsv column."""
+        condition) regressed on a participants.tsv column.  ``table``: the cluster table
+        of these same settings when the caller has it (else it is computed)."""
         study = self.study
         if condition not in study.condition_ids:
             raise ValueError(f"unknown condition {condition!r}; known: {', '.join(study.condition_ids)}")
@@ -313,10 +320,11 @@ class Analysis:
         if cov.notna().sum() == 0:
             raise ValueError(f"column {covariate!r} is not numeric")
         subset = self.subset(participants)
-        table = self.clusters(contrast, directions=directions, threshold=threshold, extent=extent, model=model, participants=subset, label_atlas=None, with_rft=False)
+        if table is None:
+            table = self.clusters(contrast, directions=directions, threshold=threshold, extent=extent, model=model, participants=subset,
+                                  label_atlas=None, with_rft=False)
         vox, _ = self.cluster_voxels(table, peak_mm)
-        fit = self.fit(model, subset)
-        values = cluster_values(fit.data, vox, study.condition_ids.index(condition), value)
+        values = cluster_values(self.participant_data(subset), vox, study.condition_ids.index(condition), value)
         x = cov.loc[list(subset)].to_numpy(float)
         lts = lts_regression(x, values)
         ols = ols_regression(x, values)
@@ -325,7 +333,8 @@ class Analysis:
         weights = np.full(x.size, np.nan)
         weights[used] = lts.weights
         frame = pd.DataFrame({"participant_id": list(subset), "covariate": x, "value": values, "weight": weights})
-        peak_vox = np.asarray(np.nonzero(study.mask)).T[vox[np.argmax(np.abs(fit.t_map(study.contrast(contrast).weights)[vox]))]]
+        tvec, _ = self.t_map(contrast, model, subset)
+        peak_vox = np.asarray(np.nonzero(study.mask)).T[vox[np.argmax(np.abs(tvec[vox]))]]
         peak = tuple(float(v) for v in (study.affine @ [*peak_vox, 1.0])[:3])
         return RegressionOutcome(chosen, other, frame, int(vox.size), peak)  # type: ignore[arg-type]
 

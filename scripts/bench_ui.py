@@ -14,6 +14,9 @@
    input + Enter), (e) participant subset (grid checkbox, clicked through JavaScript as
    in the browser tests: exclude a participant never excluded before -- a new subset,
    refit -- then include it again, alternating).
+   What the user prepares is done before the clock starts: the text is typed before
+   Enter is pressed, the pointer is moved over the radio button or table cell before it
+   is clicked (press + release where the pointer is).
    Completion: in the browser (``execute_async_script``, polled with setTimeout 3 ms)
    wait until Dash's redux store (``window.store``) has been busy at least once
    (``isLoading`` or a callback pending, also caught by a store subscription armed
@@ -258,18 +261,18 @@ class Page:
         el.send_keys(str(value))
         return el
 
-    def click(self, css: str) -> None:
-        """Click an element found now (grids re-render rows); retried, and through
-        JavaScript when something covers it."""
-        from selenium.common.exceptions import WebDriverException
+    def point_at(self, css: str) -> dict:
+        """Move the pointer over an element (untimed: the user's hand is on the mouse)."""
+        from selenium.webdriver.common.action_chains import ActionChains
 
-        for attempt in range(4):
-            try:
-                self.el(css).click()
-                return
-            except WebDriverException:
-                time.sleep(0.03)
-        self.d.execute_script("document.querySelector(arguments[0]).click();", css)
+        ActionChains(self.d, duration=0).move_to_element(self.el(css)).perform()
+        return {"page": self, "css": css}
+
+    def click_here(self) -> None:
+        """Press and release the mouse where the pointer is (the timed click)."""
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        ActionChains(self.d, duration=0).click().perform()
 
     def scroll_to(self, css: str) -> None:
         self.d.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'center'});", css)
@@ -319,10 +322,11 @@ def interactions(driver, reps: int, warmup: int) -> dict:
         page.timed(lambda: el.send_keys(Keys.ENTER))
         page.idle()
 
-    # (b) contrast
+    # (b) contrast: the pointer is over the radio button before the clock starts (as the
+    # text is typed before Enter); the timed action is the click itself
     contrasts = ["nac", "interaction", "placebo"]
-    res["contrast"] = run_series("contrast", lambda i: {"page": page, "el": page.el(f"#{ids.CONTRAST} input[value='{contrasts[i % 3]}']")},
-                                 lambda c: c["el"].click(), warmup, reps)
+    res["contrast"] = run_series("contrast", lambda i: page.point_at(f"#{ids.CONTRAST} input[value='{contrasts[i % 3]}']"),
+                                 lambda c: page.click_here(), warmup, reps)
     # ends on placebo when warmup + reps is a multiple of 3; make sure
     el = page.el(f"#{ids.CONTRAST} input[value='placebo']")
     if not el.is_selected():
@@ -337,13 +341,10 @@ def interactions(driver, reps: int, warmup: int) -> dict:
     order = list(range(min(n_rows, 6)))
 
     def cell(i):
-        css = f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row[row-index='{order[i % len(order)]}'] .ag-cell[col-id='peak_t']"
-        return {"page": page, "css": css}
+        return page.point_at(f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row[row-index='{order[i % len(order)]}'] "
+                             ".ag-cell[col-id='peak_t']")
 
-    def click_cell(c):
-        page.click(c["css"])
-
-    res["cluster"] = run_series("cluster", cell, click_cell, warmup, reps)
+    res["cluster"] = run_series("cluster", cell, lambda c: page.click_here(), warmup, reps)
     res["_cluster_rows"] = n_rows
 
     # (d) point

@@ -130,6 +130,7 @@ class Engine:
         self._tables = _LRU(32)
         self._regressions = _LRU(64)
         self._shown = _LRU(8)
+        self._core_tables = _LRU(4)  # analysis.ClusterTable (study-orientation labels) of recent tables
         self.images = _LRU(96)  # PNG data URIs of drawn maps (views), a few kB each
         self._rft_ready: set = set()
         self._preload_started = False
@@ -266,6 +267,7 @@ class Engine:
                                         model=model, participants=subset, with_rft=with_rft)  # type: ignore[arg-type]
             if with_rft:
                 self._rft_ready.add(self._rft_key(contrast, model, subset))
+            self._core_tables.put(key[:-1], ct)  # for the regression of a cluster of this table
         labels = {d: _small_int(figures.to_ras(lab, self.study.affine)[0]) for d, lab in ct.labels.items()}
         if with_rft:
             release_memory()  # smoothness estimation leaves large freed temporaries
@@ -306,11 +308,12 @@ class Engine:
         hit = self._regressions.get(key)
         if hit is not None:
             return hit
+        table_key = (state["contrast"], self._model(state["model"]), subset, directions, self.threshold(state), int(state["k"]))
         with self.lock:
             out = self.analysis.regress(state["contrast"], tuple(cluster["peak"]), condition=state["condition"],
                                         covariate=state["covariate"], value=state["value"], method="lts",
                                         directions=directions, threshold=self.threshold(state), extent=int(state["k"]),
-                                        model=state["model"], participants=subset)
+                                        model=state["model"], participants=subset, table=self._core_tables.get(table_key))
         return self._regressions.put(key, out)
 
     # -- start-up --------------------------------------------------------------------

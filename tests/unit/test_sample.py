@@ -110,6 +110,11 @@ def test_sm006_headline_regression(analysis):
     assert fit.p_value < 0.001
     assert 1 <= (fit.weights == 0).sum() <= 3
     assert out.cluster_size == pytest.approx(69, rel=0.3)
+    assert out.cluster_peak == (14.0, 64.0, 14.0)
+    # the app passes the cluster table it already has: the same answer
+    table = analysis.clusters("interaction", directions=("pos", "neg"), label_atlas=None, with_rft=False)
+    again = analysis.regress("interaction", (14, 64, 14), condition="cocaine_placebo", covariate=DURATION, table=table)
+    assert again.fit.slope == out.fit.slope and again.participants.equals(out.participants) and again.cluster_peak == out.cluster_peak
 
 
 @pytest.mark.parametrize("condition,covariate", [
