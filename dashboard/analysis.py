@@ -324,7 +324,11 @@ class Analysis:
             table = self.clusters(contrast, directions=directions, threshold=threshold, extent=extent, model=model, participants=subset,
                                   label_atlas=None, with_rft=False)
         vox, _ = self.cluster_voxels(table, peak_mm)
-        values = cluster_values(self.participant_data(subset), vox, study.condition_ids.index(condition), value)
+        # the cluster's voxels first, then the subset's rows: no copy of whole maps
+        cluster_data = study.participant_data[:, :, vox]
+        if subset != tuple(study.participant_ids):
+            cluster_data = cluster_data[[study.participant_ids.index(p) for p in subset]]
+        values = cluster_values(cluster_data, np.arange(vox.size), study.condition_ids.index(condition), value)
         x = cov.loc[list(subset)].to_numpy(float)
         lts = lts_regression(x, values)
         ols = ols_regression(x, values)
