@@ -157,7 +157,9 @@ def cluster_panel() -> dbc.Card:
         getRowId="params.data.row_id",
         rowClassRules={"sub-peak": "!params.data.is_main_peak"},
         dashGridOptions={"rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
-                         "domLayout": "normal", "tooltipShowDelay": 300, "suppressCellFocus": True},
+                         "domLayout": "normal", "tooltipShowDelay": 300, "suppressCellFocus": True,
+                         # rows replaced at once: no 400 ms row animation competing with the next redraw
+                         "animateRows": False},
         style={"height": "260px", "width": "100%"},
         className="ag-theme-quartz cluster-grid",
     )
@@ -280,7 +282,7 @@ def participants_panel(study: Study) -> dbc.Card:
         selectedRows={"ids": list(study.participant_ids)},
         dashGridOptions={"rowSelection": {"mode": "multiRow", "checkboxes": has_images, "headerCheckbox": has_images,
                                           "enableClickSelection": False, "selectAll": "filtered"},
-                         "suppressCellFocus": True, "tooltipShowDelay": 300},
+                         "suppressCellFocus": True, "tooltipShowDelay": 300, "animateRows": False},
         rowClassRules={},
         style={"height": "420px", "width": "100%"},
         className="ag-theme-quartz",
