@@ -51,6 +51,25 @@ def make_cache(settings: Settings) -> Cache:
     return Cache(config={"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": cache_dir, "CACHE_THRESHOLD": 2000, "CACHE_DEFAULT_TIMEOUT": 0})
 
 
+def add_server_timing(server) -> None:
+    """A ``Server-Timing: callback;dur=<ms>`` header on every callback response: the
+    browser's resource timing then shows the server's share of an interaction (read by
+    scripts/bench_ui.py; also visible in the browser's developer tools)."""
+    import time
+
+    from flask import g, request
+
+    @server.before_request
+    def _start() -> None:
+        g.cue_t0 = time.perf_counter()
+
+    @server.after_request
+    def _header(response):
+        if request.path.endswith("_dash-update-component") and "cue_t0" in g:
+            response.headers["Server-Timing"] = f"callback;dur={(time.perf_counter() - g.cue_t0) * 1000:.1f}"
+        return response
+
+
 def create_app(settings: Settings, study: Study | None = None, engine: Engine | None = None) -> dash.Dash:
     """Build the Dash app for one results folder.
 
@@ -69,6 +88,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     cache.init_app(app.server)
     engine = engine or Engine(study, template=settings.template, store=cache)
     app.server.config["CUE_ENGINE"] = engine  # for scripts and tests
+    add_server_timing(app.server)
     app.layout = layout.build_layout(study)
     callbacks.register(app, engine)
     if settings.warm:
