@@ -37,7 +37,7 @@
 
   const hide = () => [false, window.dash_clientside.no_update, window.dash_clientside.no_update];
 
-  // the tooltip's text is white-space: pre-line (assets/app.css)
+  // the tooltip keeps the line breaks (white-space: pre, assets/app.css)
   function tooltip(point, lines) { return [true, point.bbox, lines.join("\n")]; }
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
