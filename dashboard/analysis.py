@@ -147,11 +147,14 @@ class Analysis:
             self._fits[key] = fit_group_model(data, self.study.condition_ids, model)
         return self._fits[key]
 
-    def participant_data(self, subset: tuple[str, ...]) -> np.ndarray:
-        """First-level maps of a subset, ``(n, n_conditions, n_voxels)`` (no copy for everyone)."""
+    def participant_data(self, subset: tuple[str, ...], voxels: np.ndarray | None = None) -> np.ndarray:
+        """First-level maps of a subset, ``(n, n_conditions, n_voxels)``, or only the
+        given in-mask ``voxels`` (taken first, so a subset never copies whole maps; no
+        copy at all for everyone's whole maps)."""
+        data = self.study.participant_data if voxels is None else self.study.participant_data[:, :, voxels]
         if subset == tuple(self.study.participant_ids):
-            return self.study.participant_data
-        return self.study.participant_data[[self.study.participant_ids.index(p) for p in subset]]
+            return data
+        return data[[self.study.participant_ids.index(p) for p in subset]]
 
     def t_map(self, contrast: str, model: ModelName = "cells", participants: tuple[str, ...] | None = None) -> tuple[np.ndarray, float]:
         """T at in-mask voxels and its df.  The stored group map answers the question it
@@ -171,9 +174,8 @@ class Analysis:
     def stored_map_applies(self, contrast: str, model: str, subset: tuple[str, ...]) -> bool:
         """True when the stored group map of ``contrast`` is this model's map of every
         participant (then it is used as it is, as :meth:`stored_smoothness` is)."""
-        gm = self.study.group_maps.get(contrast)
-        return (gm is not None and gm.statistic == "T" and gm.model == model and gm.df is not None
-                and subset == tuple(self.study.participant_ids))
+        gm = self.study.group_maps.get(contrast)  # (the loader guarantees a T map with its df)
+        return gm is not None and gm.model == model and subset == tuple(self.study.participant_ids)
 
     def _check_stored(self, stored_model: str | None, model: str, subset: tuple[str, ...]) -> None:
         """Stored maps answer only for their own model and every participant."""
@@ -210,8 +212,10 @@ class Analysis:
         """The sidecar's smoothness when the question is exactly the stored map's (its
         model, every participant): it is that model's estimate (SPM's own, for a folder
         exported from SPM), so it is used as it is instead of being estimated again."""
-        gm = self.study.group_maps.get(contrast)
-        if gm is None or not gm.smoothness or gm.model != model or subset != tuple(self.study.participant_ids):
+        if not self.stored_map_applies(contrast, model, subset):
+            return None
+        gm = self.study.group_maps[contrast]
+        if not gm.smoothness:
             return None
         return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size)
 
@@ -324,11 +328,7 @@ class Analysis:
             table = self.clusters(contrast, directions=directions, threshold=threshold, extent=extent, model=model, participants=subset,
                                   label_atlas=None, with_rft=False)
         vox, _ = self.cluster_voxels(table, peak_mm)
-        # the cluster's voxels first, then the subset's rows: no copy of whole maps
-        cluster_data = study.participant_data[:, :, vox]
-        if subset != tuple(study.participant_ids):
-            cluster_data = cluster_data[[study.participant_ids.index(p) for p in subset]]
-        values = cluster_values(cluster_data, np.arange(vox.size), study.condition_ids.index(condition), value)
+        values = cluster_values(self.participant_data(subset, vox), np.arange(vox.size), study.condition_ids.index(condition), value)
         x = cov.loc[list(subset)].to_numpy(float)
         lts = lts_regression(x, values)
         ols = ols_regression(x, values)

@@ -233,7 +233,6 @@ for (const e of performance.getEntriesByType('resource')) {
   if (!e.name.includes('_dash-update-component') || evt == null || e.startTime < evt) continue;
   for (const t of (e.serverTiming || [])) if (t.name === 'callback') { total += t.duration; n += 1; }
 }
-performance.clearResourceTimings();
 return n ? total : null;
 """
 
