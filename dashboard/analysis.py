@@ -9,19 +9,20 @@ threshold or contrast does not refit.
 
 Numbers and their conventions
 -----------------------------
-- ``peak_t``: the T statistic at a local maximum, df = the model's error df.
-- ``z_score``: Phi^-1(1 - P_t(T; df)) (SPM), ``p_unc``: one-sided uncorrected p of T.
-- ``p_fwe_peak``: SPM's peak-level FWE (RFT, min with Bonferroni), ``p_fwe_cluster``:
-  SPM's cluster-level FWE for the cluster's extent at the height threshold,
-  ``p_unc_cluster``, ``p_fdr_cluster``: SPM's uncorrected and topological-FDR cluster
-  p-values.  Smoothness: estimated from the model's standardised residuals when the
-  study has participant images, else taken from the group map's sidecar.
+The cluster table is the table SPM12 prints (``spm_list('Table')``; rules and every
+column in :mod:`dashboard.stats.spm_table`): ``p_set``/``c_set`` (set level, first row
+of each direction), ``p_fwe_cluster``, ``p_fdr_cluster`` (topological FDR over every
+cluster at the height threshold, before the extent threshold), ``k``,
+``p_unc_cluster``, ``p_fwe_peak``, ``p_fdr_peak``, ``peak_t`` (df = the model's error
+df), ``z_score`` and ``p_unc`` in SPM's convention (``spm_P`` with R = 1 and its normal
+quantile, not the exact t tail).  Smoothness: estimated from the model's standardised
+residuals when the study has participant images, else taken from the group map's sidecar.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -30,11 +31,11 @@ import pandas as pd
 from dashboard import atlas
 from dashboard.results import Study, StudyError, Problem
 from dashboard.stats import rft
-from dashboard.stats.clusters import find_clusters
+from dashboard.stats.spm_table import SPM_COLUMNS, Footer, spm_table
 from dashboard.stats.extract import ValueType, cluster_values
 from dashboard.stats.lts import RegressionResult, lts_regression, ols_regression
 from dashboard.stats.models import GroupFit, ModelName, fit_group_model
-from dashboard.stats.thresholds import p_uncorrected, t_threshold, z_from_t
+from dashboard.stats.thresholds import p_uncorrected, t_threshold
 
 Direction = Literal["pos", "neg"]
 Method = Literal["lts", "ols"]
@@ -43,30 +44,49 @@ DEFAULT_P_UNC = 0.001
 DEFAULT_EXTENT = 10
 DEFAULT_ATLAS = "aal"
 
-CLUSTER_COLUMNS = [
-    "cluster_id", "direction", "k", "p_fwe_cluster", "p_fdr_cluster", "p_unc_cluster",
-    "peak_t", "z_score", "p_unc", "p_fwe_peak", "x", "y", "z", "label", "is_main_peak",
-]
+CLUSTER_COLUMNS = ["direction", *SPM_COLUMNS[:-1], "label", "is_main_peak"]
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """Voxel-level threshold: an uncorrected p (converted at the map's df) or a T."""
+    """Voxel-level (height) threshold, one of SPM's choices: an uncorrected p
+    (``spm_u``, converted at the map's df), a T value, or an FWE-corrected p
+    (``spm_uc``: RFT with the Bonferroni cap, which needs the map's smoothness)."""
 
     p_unc: float | None = DEFAULT_P_UNC
     t: float | None = None
+    p_fwe: float | None = None
 
-    def height(self, df: float) -> float:
+    def __post_init__(self) -> None:
+        if self.t is not None and self.p_fwe is not None:
+            raise ValueError("give one height threshold: a p value (uncorrected or FWE) or a T")
+        if self.t is not None or self.p_fwe is not None:
+            object.__setattr__(self, "p_unc", None)  # the default p does not compete
+        for p in (self.p_unc, self.p_fwe):
+            if p is not None and not 0 < p < 1:
+                raise ValueError(f"p must be between 0 and 1 (exclusive), got {p:g}")
+
+    @property
+    def needs_smoothness(self) -> bool:
+        return self.p_fwe is not None
+
+    def height(self, df: float, smoothness: rft.Smoothness | None = None) -> float:
         if self.t is not None:
             return float(self.t)
+        if self.p_fwe is not None:
+            if smoothness is None:
+                raise ValueError("an FWE height threshold needs the map's smoothness (RFT), which is not available")
+            return rft.t_threshold_fwe(self.p_fwe, smoothness)
         if self.p_unc is None:
             raise ValueError("give a p value or a T threshold")
         return t_threshold(self.p_unc, df)
 
-    def describe(self, df: float) -> str:
-        u = self.height(df)
+    def describe(self, df: float, smoothness: rft.Smoothness | None = None) -> str:
+        u = self.height(df, smoothness)
         if self.t is not None:
             return f"T > {u:.2f} (p < {float(p_uncorrected(u, df)):.2g} uncorrected, df {df:g})"
+        if self.p_fwe is not None:
+            return f"p < {self.p_fwe:g} FWE (T > {u:.2f}, df {df:g})"
         return f"p < {self.p_unc:g} uncorrected (T > {u:.2f}, df {df:g})"
 
 
@@ -80,6 +100,7 @@ class ClusterTable:
     df: float
     extent: int
     smoothness: rft.Smoothness | None
+    footers: dict[str, Footer] = field(default_factory=dict)  # direction -> SPM's footer (with RFT)
 
 
 @dataclass(frozen=True)
@@ -247,8 +268,10 @@ class Analysis:
         with the ROI's resel counts and voxel count (``spm_VOI``).
         """
         tvec, df = self.t_map(contrast, model, participants)
-        height = threshold.height(df)
-        smooth = self.smoothness(contrast, model, participants) if with_rft else None
+        smooth = self.smoothness(contrast, model, participants) if (with_rft or threshold.needs_smoothness) else None
+        height = threshold.height(df, smooth)
+        if not with_rft:
+            smooth = None
         volume = self.study.unmask(tvec)
         if svc_mask is not None:
             svc_mask = np.asarray(svc_mask, bool)
@@ -256,22 +279,22 @@ class Analysis:
                 raise ValueError(f"the small-volume mask has shape {svc_mask.shape}, the study grid is {self.study.shape}")
             if not (svc_mask & self.study.mask).any():
                 raise ValueError("the small-volume mask holds no in-brain voxel")
-            volume = np.where(svc_mask, volume, np.nan)
-            if smooth is not None:
-                smooth = rft.svc_smoothness(smooth, svc_mask, self.study.mask)
-        frames, labels = [], {}
+        frames, labels, footers = [], {}, {}
         offset = 0
         for direction in directions:
             sign = 1.0 if direction == "pos" else -1.0
-            res = find_clusters(sign * volume, self.study.affine, height, extent=extent)
+            res = spm_table(sign * volume, self.study.affine, height, extent, smooth, df=df, svc_mask=svc_mask,
+                            analysis_mask=self.study.mask)
             tab = res.table.copy()
+            n_clusters = int(res.labels.max()) if res.labels.size else 0
             tab["cluster_id"] += offset
-            offset += res.n_clusters
-            tab["direction"] = direction
+            offset += n_clusters
+            tab.insert(0, "direction", direction)
             labels[direction] = res.labels
+            if res.footer is not None:
+                footers[direction] = res.footer
             frames.append(tab)
-        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        table = _add_statistics(table, df, height, smooth)
+        table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CLUSTER_COLUMNS)
         if label_atlas:
             table["label"] = [atlas.label_coordinate((x, y, z), label_atlas) for x, y, z in table[["x", "y", "z"]].to_numpy()]
         else:
@@ -279,7 +302,7 @@ class Analysis:
         if len(directions) > 1:  # one list, clusters by their peak T as SPM orders them
             order = table.groupby("cluster_id")["peak_t"].transform("max")
             table = table.assign(_o=order).sort_values(["_o", "cluster_id", "peak_t"], ascending=[False, True, False]).drop(columns="_o")
-        return ClusterTable(table[CLUSTER_COLUMNS].reset_index(drop=True), labels, height, df, extent, smooth)
+        return ClusterTable(table[CLUSTER_COLUMNS].reset_index(drop=True), labels, height, df, extent, smooth, footers)
 
     def cluster_voxels(self, table: ClusterTable, peak_mm: tuple[float, float, float]) -> tuple[np.ndarray, str]:
         """In-mask voxel indices of the listed cluster containing a coordinate."""
@@ -341,27 +364,3 @@ class Analysis:
         peak_vox = np.asarray(np.nonzero(study.mask)).T[vox[np.argmax(np.abs(tvec[vox]))]]
         peak = tuple(float(v) for v in (study.affine @ [*peak_vox, 1.0])[:3])
         return RegressionOutcome(chosen, other, frame, int(vox.size), peak)  # type: ignore[arg-type]
-
-
-def _add_statistics(table: pd.DataFrame, df: float, height: float, smooth: rft.Smoothness | None) -> pd.DataFrame:
-    """Z, p-unc and (with smoothness) RFT peak/cluster p-values, SPM conventions."""
-    table = table.copy()
-    t = table["peak_t"].to_numpy(float)
-    table["z_score"] = z_from_t(t, df)
-    table["p_unc"] = p_uncorrected(t, df)
-    if smooth is None or table.empty:
-        for col in ("p_fwe_peak", "p_fwe_cluster", "p_unc_cluster", "p_fdr_cluster"):
-            table[col] = np.nan
-        return table
-    k = table["k"].to_numpy(float)
-    table["p_fwe_peak"] = np.asarray(rft.peak_p_fwe(t, smooth), float)
-    table["p_fwe_cluster"] = np.asarray(rft.cluster_p_fwe(k, height, smooth), float)
-    table["p_unc_cluster"] = np.asarray(rft.cluster_p_unc(k, height, smooth), float)
-    fdr = np.full(len(table), np.nan)
-    for direction, part in table.groupby("direction"):
-        main = part[part["is_main_peak"]]
-        q = rft.cluster_p_fdr(main["k"].to_numpy(float), height, smooth)
-        by_cluster = dict(zip(main["cluster_id"], q))
-        fdr[part.index] = [by_cluster[c] for c in part["cluster_id"]]
-    table["p_fdr_cluster"] = fdr
-    return table

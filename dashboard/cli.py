@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import ipaddress
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -91,6 +92,7 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--p-unc", type=float, default=None, help="voxel threshold as uncorrected p (default 0.001)")
     g.add_argument("--t", type=float, default=None, help="voxel threshold as a T value")
+    g.add_argument("--p-fwe", type=float, default=None, help="voxel threshold as an FWE-corrected p (RFT, SPM's 'FWE'), e.g. 0.05")
     p.add_argument("--k", type=int, default=10, help="extent threshold in voxels (default 10)")
     p.add_argument("--model", choices=["cells", "subjects", "paired"], default="cells", help="group model (default cells: df = images - 4, as published)")
     p.add_argument("--participants", default=None, help="comma-separated participant ids (default: all)")
@@ -117,7 +119,9 @@ def _threshold(args: argparse.Namespace):
     from dashboard.analysis import DEFAULT_P_UNC, Threshold
 
     if args.t is not None:
-        return Threshold(p_unc=None, t=args.t)
+        return Threshold(t=args.t)
+    if getattr(args, "p_fwe", None) is not None:
+        return Threshold(p_fwe=args.p_fwe)
     return Threshold(p_unc=args.p_unc if args.p_unc is not None else DEFAULT_P_UNC)
 
 
@@ -134,8 +138,9 @@ def _load_analysis(results: str):
 def cmd_clusters(args: argparse.Namespace) -> int:
     try:
         analysis = _load_analysis(args.results)
+        threshold = _threshold(args)
         result = analysis.clusters(
-            args.contrast, directions=(args.direction,), threshold=_threshold(args), extent=args.k,
+            args.contrast, directions=(args.direction,), threshold=threshold, extent=args.k,
             model=args.model, participants=_subset(args), svc_mask=_svc_mask(args, analysis.study),
         )
     except StudyError as exc:
@@ -144,12 +149,22 @@ def cmd_clusters(args: argparse.Namespace) -> int:
         print(f"{args.results}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     table = result.table.drop(columns=["is_main_peak"])
+    footer = result.footers.get(args.direction)
+    svc_note = f", small volume {args.svc_mask or args.svc_region}" if (args.svc_mask or args.svc_region) else ""
+    title = f"{args.contrast} {args.direction}: {threshold.describe(result.df, result.smoothness)}, k >= {args.k}, model {args.model}{svc_note}"
     if args.format == "json":
-        print(table.to_json(orient="records", double_precision=10))
+        payload = {
+            "contrast": args.contrast, "direction": args.direction, "title": title, "height_threshold": result.height,
+            "extent_threshold": result.extent, "df": result.df,
+            "rows": json.loads(table.to_json(orient="records", double_precision=15)),
+            "footer": footer.to_dict() if footer is not None else None,
+        }
+        print(json.dumps(payload, indent=1, allow_nan=False))
     else:
-        svc_note = f", small volume {args.svc_mask or args.svc_region}" if (args.svc_mask or args.svc_region) else ""
-        print(f"# {args.contrast} {args.direction}: {_threshold(args).describe(result.df)}, k >= {args.k}, model {args.model}{svc_note}")
+        print(f"# {title}")
         print(table.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+        for line in footer.lines() if footer is not None else ["(no smoothness: RFT p-values and footer not available)"]:
+            print(f"# {line}")
     return 0
 
 
@@ -224,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clusters", help="SPM-convention cluster table of a contrast")
     p.add_argument("results")
     p.add_argument("--contrast", required=True)
-    p.add_argument("--direction", choices=["pos", "neg"], default="pos", help="pos: cocaine > neutral (placebo > N-AC for the interaction); neg: the reverse")
+    p.add_argument("--direction", choices=["pos", "neg"], default="pos", help="pos: the contrast as its weights define it; neg: the reverse (SPM: the negated contrast)")
     _analysis_options(p)
     svc = p.add_mutually_exclusive_group()
     svc.add_argument("--svc-mask", default=None, help="small-volume correction in this ROI (NIfTI on the study grid)")
@@ -253,7 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

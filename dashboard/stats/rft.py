@@ -66,11 +66,14 @@ __all__ = [
     "resel_counts",
     "estimate_smoothness",
     "peak_p_unc",
+    "spm_p_unc",
     "peak_p_fwe",
     "cluster_p_unc",
     "cluster_p_fwe",
     "cluster_p_fdr",
     "peak_p_fdr",
+    "set_level_p",
+    "expected_ec_and_cluster_resels",
     "t_threshold_fwe",
     "svc_smoothness",
     "smoothness_from_sidecar",
@@ -520,8 +523,19 @@ def peak_p_unc(t: float | ArrayLike, smoothness: Smoothness) -> float | NDArray[
     ``spm_P(1,0,t,df,'T',1,1,S)``: with ``R = 1`` this is ``1 - exp(-(rho0 + eps))``
     (Poisson clumping on a 0-D field), i.e. ``~ 1 - F_t(t)`` to first order.
     """
-    rho0 = np.maximum(ec_densities_t(t, smoothness.df)[0], _EPS)
-    return _scalar_or_array(-np.expm1(-(rho0 + _EPS)), t)
+    return _scalar_or_array(spm_p_unc(t, smoothness.df), t)
+
+
+def spm_p_unc(t: float | ArrayLike, df: float) -> NDArray[np.float64]:
+    """SPM's uncorrected peak p at error df ``df``: ``spm_P(1,0,t,df,'T',1,1)`` =
+    ``1 - exp(-(max(rho0, eps) + eps))`` with ``rho0`` the exact upper t tail.
+
+    SPM puts the tail through its Poisson clumping formula with R = 1, so this differs
+    from the tail by about ``rho0^2/2`` (2.5e-3 relative at p = 0.005).  The exact tail is
+    :func:`dashboard.stats.thresholds.p_uncorrected`.
+    """
+    rho0 = np.maximum(stats.t.sf(np.asarray(t, dtype=float), float(df)), _EPS)
+    return np.asarray(-np.expm1(-(rho0 + _EPS)), dtype=float)
 
 
 def peak_p_fwe(t: float | ArrayLike, smoothness: Smoothness) -> float | NDArray[np.float64]:
@@ -601,7 +615,9 @@ def _bh_adjust(p_query: NDArray[np.float64], p_ref: NDArray[np.float64]) -> NDAr
     return out
 
 
-def cluster_p_fdr(k_vox_all_clusters: ArrayLike, u: float, smoothness: Smoothness) -> NDArray[np.float64]:
+def cluster_p_fdr(
+    k_vox_all_clusters: ArrayLike, u: float, smoothness: Smoothness, *, reference: ArrayLike | None = None
+) -> NDArray[np.float64]:
     """Topological cluster FDR q-values (SPM12 default ``topoFDR``).
 
     ``spm_uc_clusterFDR`` collects the uncorrected extent p-values
@@ -613,7 +629,11 @@ def cluster_p_fdr(k_vox_all_clusters: ArrayLike, u: float, smoothness: Smoothnes
     Parameters
     ----------
     k_vox_all_clusters
-        Sizes (voxels) of every cluster in the search volume at ``u``.
+        Sizes (voxels) of every cluster in the search volume at ``u``, or of the
+        clusters to be given q-values when ``reference`` is given.
+    reference
+        Sizes of every cluster of the search volume at ``u`` (SPM's ``xSPM.Pc`` set,
+        taken *before* the extent threshold); default: ``k_vox_all_clusters`` itself.
     u, smoothness
         Cluster-forming threshold and search-volume smoothness.
 
@@ -624,10 +644,15 @@ def cluster_p_fdr(k_vox_all_clusters: ArrayLike, u: float, smoothness: Smoothnes
     """
     k = np.atleast_1d(np.asarray(k_vox_all_clusters, dtype=float))
     p, _ = _cluster_p(k, u, smoothness)
-    return _bh_adjust(p, p)
+    if reference is None:
+        return _bh_adjust(p, p)
+    p_ref, _ = _cluster_p(np.atleast_1d(np.asarray(reference, dtype=float)), u, smoothness)
+    return _bh_adjust(p, p_ref)
 
 
-def peak_p_fdr(peak_t_all_maxima: ArrayLike, u: float, smoothness: Smoothness) -> NDArray[np.float64]:
+def peak_p_fdr(
+    peak_t_all_maxima: ArrayLike, u: float, smoothness: Smoothness, *, reference: ArrayLike | None = None
+) -> NDArray[np.float64]:
     """Topological peak FDR q-values (SPM12 default ``topoFDR``).
 
     ``spm_uc_peakFDR``: the uncorrected peak p-value of a local maximum of height
@@ -640,7 +665,11 @@ def peak_p_fdr(peak_t_all_maxima: ArrayLike, u: float, smoothness: Smoothness) -
     ----------
     peak_t_all_maxima
         Heights of all local maxima of the map (those ``< u`` are returned a q-value
-        but are not part of the reference set, as in SPM).
+        but are not part of the reference set, as in SPM), or of the peaks to be given
+        q-values when ``reference`` is given.
+    reference
+        Heights of every local maximum ``>= u`` of the search volume (SPM's
+        ``xSPM.Pp`` set, before the extent threshold); default: the first argument.
     u, smoothness
         Feature-inducing threshold and search-volume smoothness.
 
@@ -653,7 +682,32 @@ def peak_p_fdr(peak_t_all_maxima: ArrayLike, u: float, smoothness: Smoothness) -
     eu, _, _ = _rf_expectations(float(u), smoothness.df, smoothness.resels)
     ez, _, _ = _rf_expectations(z, smoothness.df, smoothness.resels)
     pz = ez / float(eu)
-    return _bh_adjust(pz, pz[z >= u])
+    if reference is None:
+        return _bh_adjust(pz, pz[z >= u])
+    zr = np.atleast_1d(np.asarray(reference, dtype=float))
+    er, _, _ = _rf_expectations(zr[zr >= u], smoothness.df, smoothness.resels)
+    return _bh_adjust(pz, np.asarray(er, float) / float(eu))
+
+
+def set_level_p(c: int, k_vox: float, u: float, smoothness: Smoothness) -> float:
+    """Set-level p-value of ``c`` clusters of at least ``k_vox`` voxels at height ``u``.
+
+    ``spm_P(c,k,u,df,'T',R,1,S)`` (``spm_list``'s "set p"): ``1 - spm_Pcdf(c-1, (Ec+eps) p)``,
+    the probability of ``c`` or more clusters under a Poisson number of clusters with
+    mean ``(Ec(u) + eps) P(n >= k)``; ``P(n >= k) = 1`` for ``k = 0``.
+    """
+    if c < 1:
+        return 1.0
+    p, ec = _cluster_p(np.asarray([float(k_vox)]), u, smoothness)
+    lam = (ec + _EPS) * float(p[0])
+    return float(stats.poisson.sf(c - 1, lam))
+
+
+def expected_ec_and_cluster_resels(u: float, smoothness: Smoothness) -> tuple[float, float]:
+    """``(Ec, Ek)`` of ``spm_P_RF(1,0,u,...)``: the expected number of clusters (Euler
+    characteristic) and the expected cluster size in resels at height ``u``."""
+    ec, ek, _ = _rf_expectations(float(u), smoothness.df, smoothness.resels)
+    return float(ec), float(ek)
 
 
 # --------------------------------------------------------------------------------------

@@ -11,13 +11,19 @@ from dashboard import cli
 from dashboard.sample import DURATION
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_results"
-REQUIRED_CLUSTER_KEYS = {"cluster_id", "k", "peak_t", "z_score", "p_unc", "p_fwe_peak", "p_fwe_cluster", "x", "y", "z", "label"}
+REQUIRED_CLUSTER_KEYS = {"direction", "cluster_id", "p_set", "c_set", "p_fwe_cluster", "p_fdr_cluster", "k", "p_unc_cluster",
+                         "p_fwe_peak", "p_fdr_peak", "peak_t", "z_score", "p_unc", "x", "y", "z", "label"}
+FOOTER_KEYS = {"height_t", "height_p_unc", "height_p_fwe", "extent_k", "extent_p_unc", "extent_p_fwe", "expected_voxels_per_cluster",
+               "expected_clusters", "fwe_p_height", "fdr_p_height", "fwe_c_extent", "fdr_c_extent", "df", "fwhm_mm", "fwhm_vox",
+               "volume_mm3", "volume_voxels", "volume_resels", "voxel_size_mm", "resel_voxels", "max_peaks", "min_distance_mm"}
 
 
 def test_cl001_clusters_json_sample_interaction_sfg_first(capsys):
     assert cli.main(["clusters", str(SAMPLE), "--contrast", "interaction", "--format", "json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert REQUIRED_CLUSTER_KEYS <= set(rows[0])
+    out = json.loads(capsys.readouterr().out)
+    rows = out["rows"]
+    assert REQUIRED_CLUSTER_KEYS == set(rows[0])
+    assert FOOTER_KEYS == set(out["footer"]) and out["footer"]["df"] == [1, 84] and out["footer"]["extent_k"] == 10
     first = rows[0]
     assert (first["x"], first["y"], first["z"]) == (14, 64, 14)
     assert first["label"].startswith("Frontal_Sup")
@@ -29,8 +35,13 @@ def test_cl002_clusters_tsv_header_and_threshold_line(capsys):
     assert cli.main(["clusters", str(SAMPLE), "--contrast", "placebo", "--direction", "neg", "--t", "4.0", "--k", "5"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("# placebo neg: T > 4.00")
-    assert out[1].split("\t")[:3] == ["cluster_id", "direction", "k"]
+    assert out[1].split("\t")[:4] == ["direction", "cluster_id", "p_set", "c_set"]
     assert len(out) >= 3
+    footer = [line for line in out if line.startswith("# ")][1:]
+    assert footer[0].startswith("# Height threshold: T = 4.00, p = 0.000 (")
+    assert footer[1].startswith("# Extent threshold: k = 5 voxels, p = ")
+    assert any(line.startswith("# FWEp: ") and ", FDRp: " in line and ", FWEc: " in line for line in footer)
+    assert "# Degrees of freedom = [1.0, 84.0]" in footer
 
 
 def test_cl003_regress_json_headline(capsys):
@@ -109,9 +120,9 @@ def test_cl009_group_only_folder_refuses_other_models_and_subsets(tmp_path, caps
 def test_cl010_small_volume_correction_in_aal_roi(capsys):
     base = ["clusters", str(SAMPLE), "--contrast", "placebo", "--k", "1", "--format", "json"]
     assert cli.main(base) == 0
-    whole = {(r["x"], r["y"], r["z"]): r for r in json.loads(capsys.readouterr().out)}
+    whole = {(r["x"], r["y"], r["z"]): r for r in json.loads(capsys.readouterr().out)["rows"]}
     assert cli.main([*base, "--svc-region", "Hippocampus_R,Hippocampus_L"]) == 0
-    svc = json.loads(capsys.readouterr().out)
+    svc = json.loads(capsys.readouterr().out)["rows"]
     assert svc and all(r["label"].startswith("Hippocampus") for r in svc)
     peak = next(r for r in svc if (r["x"], r["y"], r["z"]) == (30, -34, -4))  # published R hippocampus
     assert peak["peak_t"] == whole[(30, -34, -4)]["peak_t"]
