@@ -8,7 +8,7 @@ Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.
     glass-brain / slice clickData, cluster-table cellClicked,   ├─ update ─> same response what changed of: glass brain +
     participant-grid selectedRows, regression-scatter clickData ┘    3 slices (Patches), status, cluster table
                                                                      (+ RFT_PENDING), regression scatter + stats
-    RFT_PENDING ── estimate_rft ─> table rows with RFT p-values (after a new participant subset / model)
+    RFT_PENDING ── estimate_rft ─> RFT_ROWS ── (clientside, only if still the table shown) ─> table rows with RFT p-values
     quick filters, "Include all", "Exclude sub-XX" ── select_participants ─> participant-grid selectedRows (-> update)
     regression-scatter clickData, grid selectedRows ── offer_exclusion ─> exclude button, grid highlight + scroll
     use-T switch ── (clientside) ─> p / T inputs enabled
@@ -41,6 +41,10 @@ INPUT_KINDS = {
     ids.SLICE_SAGITTAL: "slice0", ids.SLICE_CORONAL: "slice1", ids.SLICE_AXIAL: "slice2",
     ids.CLUSTER_TABLE: "table", ids.PARTICIPANT_GRID: "participants",
 }
+# the controls whose value *is* part of the view state (the rest are events: clicks,
+# typed coordinates, the participant selection)
+CONTROL_IDS = (ids.CONTRAST, ids.DIRECTION, ids.USE_T, ids.P_UNC, ids.T_VALUE, ids.EXTENT, ids.MODEL, ids.COVARIATE,
+               ids.VALUE_TYPE, ids.CONDITION)
 INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", ids.SLICE_CORONAL: "clickData",
                ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows"}
 
@@ -55,7 +59,8 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Output(ids.VIEW, "data"), Output(ids.POINT_X, "value"), Output(ids.POINT_Y, "value"), Output(ids.POINT_Z, "value"),
         Output(ids.GLASS_BRAIN, "figure"), *[Output(s, "figure") for s in ids.SLICES], Output(ids.HOVER, "data"), Output(ids.STATUS, "children"),
         Output(ids.POINT_TEXT, "children"), Output(ids.RENDERED_MAPS, "data"),
-        Output(ids.CLUSTER_TABLE, "rowData"), Output(ids.CLUSTER_NOTE, "children"), Output(ids.RENDERED_TABLE, "data"),
+        Output(ids.CLUSTER_TABLE, "rowData"), Output(ids.CLUSTER_NOTE, "children"), Output(ids.CLUSTER_FOOTER, "children"),
+        Output(ids.RENDERED_TABLE, "data"),
         Output(ids.RFT_PENDING, "data"),
         Output(ids.SCATTER, "figure"), Output(ids.REG_STATS, "children"), Output(ids.RENDERED_REGRESSION, "data"),
         *inputs, Input(ids.SCATTER, "clickData"),
@@ -65,14 +70,20 @@ def register(app: dash.Dash, engine: Engine) -> None:
     def update(*args):
         *values, click, state, rendered_maps, rendered_table, rendered_regression = args
         trigger = ctx.triggered_id
-        if trigger is None or trigger == ids.SCATTER:  # first call, or a participant highlighted
-            new = state
-        else:
+        # The controls are the truth: every control's value comes with every request, so
+        # the new state is built from them, not from the stored VIEW alone (which is
+        # stale while another request is in flight).  Dash drops the response of a
+        # superseded request, so what lands on the page is built from the latest controls.
+        by_id = dict(zip(INPUT_KINDS, values))
+        new = views.state_from_controls(engine, state, {INPUT_KINDS[cid]: by_id[cid] for cid in CONTROL_IDS})
+        if trigger is not None and trigger not in CONTROL_IDS and trigger in INPUT_KINDS:  # a click, a point, a subset
             try:
-                new = views.next_state(engine, state, trigger, dict(zip(INPUT_KINDS, values))[trigger], INPUT_KINDS)
+                new = views.next_state(engine, new, trigger, by_id[trigger], INPUT_KINDS)
             except (ValueError, TypeError, KeyError) as exc:
                 log.info("input ignored: %s", exc)
-                raise PreventUpdate from exc
+                if new == state:
+                    raise PreventUpdate from exc
+        new = views.valid_cluster(engine, new)
         with engine.interactive():
             maps = _maps(new, rendered_maps)
             table = _table(new, rendered_table)
@@ -102,11 +113,27 @@ def register(app: dash.Dash, engine: Engine) -> None:
             prevent_initial_call=True,
         )
 
+    # typed thresholds: marked invalid, with the reason, in the browser at once
+    for cid, kind in ((ids.P_UNC, "p_unc"), (ids.T_VALUE, "t"), (ids.EXTENT, "k")):
+        app.clientside_callback(
+            f"function(v) {{ return window.dash_clientside.cue.inputProblem({json.dumps(kind)}, v); }}",
+            Output(cid, "invalid"), Output(ids.feedback(cid), "children"),
+            Input(cid, "value"),
+        )
+
     # which threshold input is active: in the browser, at once
+    # and switching from p to T keeps the threshold: T starts at the height now shown
+    # (to SPM's two decimals), set here before any request so nothing typed is overwritten
     app.clientside_callback(
-        "function(useT) { return [!!useT, !useT]; }",
-        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"),
-        Input(ids.USE_T, "value"),
+        """function(useT, rendered, t) {
+            const ctx = window.dash_clientside.callback_context;
+            const switched = ctx.triggered.length && ctx.triggered[0].prop_id.startsWith(%s);
+            const h = rendered && rendered.height;
+            const tNew = (useT && switched && Number.isFinite(h)) ? Math.round(h * 100) / 100 : window.dash_clientside.no_update;
+            return [!!useT, !useT, tNew];
+        }""" % json.dumps(ids.USE_T + "."),
+        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"), Output(ids.T_VALUE, "value"),
+        Input(ids.USE_T, "value"), State(ids.RENDERED_MAPS, "data"), State(ids.T_VALUE, "value"),
     )
 
     def _maps(state: dict, rendered) -> tuple:
@@ -119,20 +146,21 @@ def register(app: dash.Dash, engine: Engine) -> None:
         return glass, *slices, hover, status, point_text, new_rendered
 
     def _table(state: dict, rendered) -> tuple:
-        """rows, note, RENDERED_TABLE, RFT_PENDING."""
-        key = st.table_key(state)
-        if key == rendered:
-            return (no_update,) * 4
+        """rows, note, footer, RENDERED_TABLE, RFT_PENDING."""
         subset = engine.subset(state["participants"])
         ready = engine.rft_ready(state["contrast"], state["model"], subset)
+        key = [*st.table_key(state), ready]
+        if key == rendered:
+            return (no_update,) * 5
         try:
             rows, note = views.table_rows(engine, state, with_rft=ready, pending=not ready)
+            footer = views.table_footer(engine, state, with_rft=ready)
         except Exception as exc:  # noqa: BLE001
             log.exception("table")
-            return [], f"Cannot compute the cluster table: {exc}", key, None
+            return [], f"Cannot compute the cluster table: {exc}", "", key, None
         # no_update when nothing is pending: setting the store would fire estimate_rft
         # (one more request per action) only for it to find nothing to do
-        return rows, note, key, (no_update if ready else key)
+        return rows, note, footer, key, (no_update if ready else st.table_key(state))
 
     def _regression(state: dict, highlight: str | None, rendered) -> tuple:
         """scatter, stats box, RENDERED_REGRESSION."""
@@ -147,8 +175,13 @@ def register(app: dash.Dash, engine: Engine) -> None:
             return figures_empty(f"Cannot compute the regression: {exc}"), "", key
         return fig, stats, key
 
+    # RFT p-values of a new participant subset / model: the smoothness estimate (about a
+    # second) runs in its own request and its rows come back tagged with the table key
+    # they answer; the browser puts them in the table only if that key is still the
+    # table shown (RENDERED_TABLE, set by `update`), so a late answer can never put an
+    # old table under newer controls.
     @app.callback(
-        Output(ids.CLUSTER_TABLE, "rowData", allow_duplicate=True), Output(ids.CLUSTER_NOTE, "children", allow_duplicate=True),
+        Output(ids.RFT_ROWS, "data"),
         Input(ids.RFT_PENDING, "data"), State(ids.VIEW, "data"),
         prevent_initial_call=True,
     )
@@ -161,10 +194,26 @@ def register(app: dash.Dash, engine: Engine) -> None:
         if st.table_key(state) != pending:
             raise PreventUpdate
         try:
-            return views.table_rows(engine, state, with_rft=True, pending=False)
+            rows, note = views.table_rows(engine, state, with_rft=True, pending=False)
+            footer = views.table_footer(engine, state, with_rft=True)
         except Exception as exc:  # noqa: BLE001
             log.exception("estimate_rft")
-            return no_update, f"RFT p-values failed: {exc}"
+            return {"key": pending, "rows": None, "note": f"RFT p-values failed: {exc}", "footer": ""}
+        return {"key": pending, "rows": rows, "note": note, "footer": footer}
+
+    app.clientside_callback(
+        """function(answer, rendered) {
+            const nu = window.dash_clientside.no_update;
+            if (!answer || !rendered || JSON.stringify(answer.key) !== JSON.stringify(rendered.slice(0, -1))) {
+                return [nu, nu, nu, nu];
+            }
+            return [answer.rows === null ? nu : answer.rows, answer.note, answer.footer, answer.key.concat([true])];
+        }""",
+        Output(ids.CLUSTER_TABLE, "rowData", allow_duplicate=True), Output(ids.CLUSTER_NOTE, "children", allow_duplicate=True),
+        Output(ids.CLUSTER_FOOTER, "children", allow_duplicate=True), Output(ids.RENDERED_TABLE, "data", allow_duplicate=True),
+        Input(ids.RFT_ROWS, "data"), State(ids.RENDERED_TABLE, "data"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.EXCLUDE_BUTTON, "children"), Output(ids.EXCLUDE_BUTTON, "style"),

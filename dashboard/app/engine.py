@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +59,7 @@ class TableResult:
     height: float
     df: float
     with_rft: bool
+    footers: dict[str, Any] = field(default_factory=dict)  # direction -> spm_table.Footer (with RFT)
 
 
 MNI_T1_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"  # ships with nilearn (datasets/data)
@@ -271,7 +272,8 @@ class Engine:
         labels = {d: _small_int(figures.to_ras(lab, self.study.affine)[0]) for d, lab in ct.labels.items()}
         if with_rft:
             release_memory()  # smoothness estimation leaves large freed temporaries
-        return self._tables.put(key, TableResult(ct.table, labels, ct.height, ct.df, with_rft and ct.smoothness is not None))
+        return self._tables.put(key, TableResult(ct.table, labels, ct.height, ct.df, with_rft and ct.smoothness is not None,
+                                                   dict(ct.footers)))
 
     def shown(self, state: dict) -> np.ndarray:
         """RAS T volume of what survives the threshold *and* the extent (the listed

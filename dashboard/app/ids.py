@@ -9,6 +9,7 @@ VIEW = "view-state"
 RENDERED_MAPS = "rendered-maps"  # what the map figures currently show (for Patch)
 RENDERED_TABLE = "rendered-table"  # key of the cluster table on screen
 RFT_PENDING = "rft-pending"  # cluster-table key whose RFT p-values are being estimated
+RFT_ROWS = "rft-rows"  # {key, rows, note, footer}: a table with RFT p-values, for the table key it answers
 RENDERED_REGRESSION = "rendered-regression"
 HOVER = "hover-values"  # T under the pointer for the map views (figures.hover_values), read in the browser
 COMPARE_VIEW = "compare-view"  # VIEW, passed on in the browser only while the compare tab is shown
@@ -52,6 +53,7 @@ COMPARE_STATUS = "compare-status"
 # cluster table
 CLUSTER_TABLE = "cluster-table"
 CLUSTER_NOTE = "cluster-note"
+CLUSTER_FOOTER = "cluster-footer"  # SPM's footer under the table (text)
 
 # regression
 COVARIATE = "covariate-select"
@@ -71,3 +73,8 @@ FILTER_URINE = "filter-urine"
 FILTER_AGE = "filter-age"
 FILTER_DURATION = "filter-duration"
 RESET_PARTICIPANTS = "reset-participants"
+
+
+def feedback(input_id: str) -> str:
+    """Id of the line under a typed input that says why an entry is invalid."""
+    return f"{input_id}-feedback"

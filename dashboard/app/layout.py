@@ -14,14 +14,22 @@ from dashboard.app.state import default_state, numeric_columns
 from dashboard.results import Study
 from dashboard.stats.models import model_df
 
-GRAPH_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d"], "toImageButtonOptions": {"scale": 2}}
+# No cloud: no "send to Chart Studio"/"edit in Chart Studio" buttons, no link, no server
+# URL (nothing leaves the machine); the camera button saves a PNG locally.
+GRAPH_CONFIG = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False, "showLink": False,
+                "plotlyServerURL": "", "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d", "sendDataToCloud"],
+                "toImageButtonOptions": {"scale": 2}}
 NO_IMAGES = "Needs participant images; this results folder has group maps only, so the stored (published) model is shown."
 
 # p formatter: 3 significant digits; a missing RFT value says why
 P_FORMAT = {"function": "params.value == null ? ((params.colDef.field.includes('cluster') && !params.data.is_main_peak) ? '' : "
                         "(params.data.rft_note || 'n/a')) : (params.value < 0.001 ? d3.format('.3~e')(params.value) : d3.format('.3~g')(params.value))"}
 T_FORMAT = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
-Z_FORMAT = {"function": "params.value == null ? 'inf' : d3.format('.2f')(params.value)"}  # Z is only missing when infinite
+Z_FORMAT = {"function": "params.value == null ? 'Inf' : d3.format('.2f')(params.value)"}  # Z is only missing when infinite (SPM: p < 10 eps)
+# set level: on the first row of each direction only (SPM prints it once per table)
+SET_P_FORMAT = {"function": "params.data.c_set == null ? '' : (params.value == null ? (params.data.rft_note || 'n/a') : "
+                            "(params.value < 0.001 ? d3.format('.3~e')(params.value) : d3.format('.3~g')(params.value)))"}
+SET_C_FORMAT = {"function": "params.value == null ? '' : String(params.value)"}
 
 
 def synthetic_banner(study: Study) -> html.Div | None:
@@ -75,15 +83,20 @@ def controls(study: Study, state: dict) -> dbc.Card:
                     [
                         dbc.Label("Voxel threshold", className="fw-semibold mb-1"),
                         dbc.Switch(id=ids.USE_T, label="threshold on T instead of p", value=state["use_t"], className="mb-1"),
-                        dbc.InputGroup([dbc.InputGroupText("p unc. <"), dbc.Input(id=ids.P_UNC, type="number", value=state["p_unc"], min=1e-8,
-                                                                                   max=0.5, step="any", debounce=True)], className="mb-1"),
-                        dbc.InputGroup([dbc.InputGroupText("T >"), dbc.Input(id=ids.T_VALUE, type="number", value=state["t"], min=0, max=50,
-                                                                              step=0.1, debounce=True, disabled=True)]),
+                        # no min/max/step on the inputs: the browser would drop such entries silently;
+                        # every entry is checked and an invalid one says why (assets/validate.js)
+                        dbc.InputGroup([dbc.InputGroupText("p unc. <"), dbc.Input(id=ids.P_UNC, type="number", value=state["p_unc"],
+                                                                                   step="any", debounce=True),
+                                        dbc.FormFeedback(id=ids.feedback(ids.P_UNC), type="invalid")], className="mb-1", size="sm"),
+                        dbc.InputGroup([dbc.InputGroupText("T >"), dbc.Input(id=ids.T_VALUE, type="number", value=state["t"],
+                                                                              step="any", debounce=True, disabled=not state["use_t"]),
+                                        dbc.FormFeedback(id=ids.feedback(ids.T_VALUE), type="invalid")], size="sm"),
                     ],
                     className="mb-3",
                 ),
-                _field("Cluster extent k (voxels)", dbc.Input(id=ids.EXTENT, type="number", value=state["k"], min=0, step=1, debounce=True),
-                       ids.EXTENT),
+                _field("Cluster extent k (voxels)", html.Div([
+                    dbc.Input(id=ids.EXTENT, type="number", value=state["k"], step="any", debounce=True, size="sm"),
+                    dbc.FormFeedback(id=ids.feedback(ids.EXTENT), type="invalid")]), ids.EXTENT),
                 _field("Model", model),
                 dbc.Tooltip(NO_IMAGES if not has_images else "Cells: 4 cell means, pooled error (df = 4n - 4, as published). "
                             "Cells + subjects: adds participant effects. Paired: one contrast image per participant (df = n - 1).",
@@ -136,18 +149,36 @@ def compare_tab() -> html.Div:
 
 
 def cluster_panel() -> dbc.Card:
+    def num(field: str, header: str, width: int, fmt: dict | None = None, tip: str | None = None) -> dict:
+        col = {"field": field, "headerName": header, "width": width, "filter": "agNumberColumnFilter"}
+        if fmt:
+            col["valueFormatter"] = fmt
+        if tip:
+            col["headerTooltip"] = tip
+        return col
+
+    # SPM12's columns and their order (spm_list('Table')); x y z, atlas label and direction after
     cols = [
-        {"field": "cluster_id", "headerName": "Cluster", "width": 105, "filter": "agNumberColumnFilter"},
-        {"field": "direction_label", "headerName": "Direction", "width": 185},
-        {"field": "k", "headerName": "k (voxels)", "width": 110, "filter": "agNumberColumnFilter"},
-        {"field": "peak_t", "headerName": "Peak T", "width": 105, "valueFormatter": T_FORMAT, "filter": "agNumberColumnFilter"},
-        {"field": "z_score", "headerName": "Z", "width": 90, "valueFormatter": Z_FORMAT, "filter": "agNumberColumnFilter"},
-        {"field": "p_unc", "headerName": "p unc. (peak)", "width": 140, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
-        {"field": "p_fwe_peak", "headerName": "p FWE peak", "width": 175, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
-        {"field": "p_fwe_cluster", "headerName": "p FWE cluster", "width": 175, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
-        {"field": "p_fdr_cluster", "headerName": "p FDR cluster", "width": 175, "valueFormatter": P_FORMAT, "filter": "agNumberColumnFilter"},
-        {"field": "xyz", "headerName": "x y z (mm)", "width": 125, "sortable": False},
-        {"field": "label", "headerName": "Atlas label (AAL)", "flex": 1, "minWidth": 200, "tooltipField": "label"},
+        {"headerName": "set", "children": [
+            num("p_set", "p", 78, SET_P_FORMAT, "set-level p: P(Poisson(<c>) >= c) (spm_P(c,k,u))"),
+            num("c_set", "c", 52, SET_C_FORMAT, "number of clusters listed")]},
+        {"headerName": "cluster", "children": [
+            num("p_fwe_cluster", "p FWE", 84, P_FORMAT, "cluster-level p, FWE-corrected (RFT)"),
+            num("p_fdr_cluster", "q FDR", 84, P_FORMAT, "cluster-level q, topological FDR over every cluster at the height threshold"),
+            num("k", "k", 62, None, "cluster size (voxels)"),
+            num("p_unc_cluster", "p unc", 84, P_FORMAT, "cluster-level p, uncorrected"),
+        ]},
+        {"headerName": "peak", "children": [
+            num("p_fwe_peak", "p FWE", 84, P_FORMAT, "peak-level p, FWE-corrected (RFT, Bonferroni-capped)"),
+            num("p_fdr_peak", "q FDR", 84, P_FORMAT, "peak-level q, topological FDR over every local maximum at the height threshold"),
+            num("peak_t", "T", 66, T_FORMAT, "T at the local maximum"),
+            num("z_score", "(Z)", 62, Z_FORMAT, "equivalent Z of SPM's p unc: Φ⁻¹(1 − p)"),
+            num("p_unc", "p unc", 84, P_FORMAT, "peak-level p, uncorrected, as SPM prints it (spm_P with R = 1)"),
+        ]},
+        {"field": "xyz", "headerName": "x y z (mm)", "width": 112, "sortable": False},
+        {"field": "label", "headerName": "Atlas label (AAL)", "flex": 1, "minWidth": 150, "tooltipField": "label"},
+        {"field": "direction_label", "headerName": "Direction", "width": 150, "tooltipField": "direction_label"},
+        {"field": "cluster_id", "headerName": "#", "width": 56, "filter": "agNumberColumnFilter", "headerTooltip": "cluster number"},
     ]
     grid = dag.AgGrid(
         id=ids.CLUSTER_TABLE,
@@ -166,7 +197,10 @@ def cluster_panel() -> dbc.Card:
     return dbc.Card(
         [
             dbc.CardHeader(html.Span("Clusters", className="fw-semibold")),
-            dbc.CardBody([html.Div(id=ids.CLUSTER_NOTE, className="small text-muted mb-1"), grid], className="p-2"),
+            dbc.CardBody([html.Div(id=ids.CLUSTER_NOTE, className="small text-muted mb-1"), grid,
+                          html.Details([html.Summary("SPM footer (thresholds, expected clusters, critical values, smoothness)"),
+                                        html.Pre(id=ids.CLUSTER_FOOTER, className="spm-footer")], className="small mt-1")],
+                         className="p-2"),
         ],
         className="mb-3",
     )
@@ -316,6 +350,7 @@ def build_layout(study: Study) -> html.Div:
             dcc.Store(id=ids.HOVER, data=None),
             dcc.Store(id=ids.RENDERED_TABLE, data=None),
             dcc.Store(id=ids.RFT_PENDING, data=None),
+            dcc.Store(id=ids.RFT_ROWS, data=None),
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
             html.Div(

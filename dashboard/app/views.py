@@ -13,9 +13,28 @@ from dashboard import figures
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
 
-DIRECTION_LABELS = {"pos": "cocaine > neutral", "neg": "neutral > cocaine"}
 MIN_PARTICIPANTS = 4
 RFT_PENDING_NOTE = "n/a (re-estimating)"
+
+
+# -- labels --------------------------------------------------------------------------
+def direction_labels(engine: Engine, contrast_id: str) -> dict[str, str]:
+    """What each direction of a contrast means, from its weights over the study's
+    conditions: pos "A > B" (conditions weighted + against those weighted -), neg the
+    reverse, both "both"."""
+    contrast = engine.study.contrast(contrast_id)
+    names = {c.id: c.label for c in engine.study.conditions}
+    plus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w > 0)
+    minus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w < 0)
+    if not plus or not minus:  # e.g. a one-sample contrast: the effect and its negation
+        return {"pos": f"{plus or minus} > 0" if plus else f"{minus} < 0", "neg": f"{plus or minus} < 0" if plus else f"{minus} > 0",
+                "both": "both"}
+    return {"pos": f"{plus} > {minus}", "neg": f"{minus} > {plus}", "both": "both"}
+
+
+def all_direction_labels(engine: Engine) -> dict[str, dict[str, str]]:
+    """contrast id -> direction -> label (sent once to the page, as data)."""
+    return {c.id: direction_labels(engine, c.id) for c in engine.study.contrasts}
 
 
 # -- view state ------------------------------------------------------------------------
@@ -66,8 +85,59 @@ def next_state(engine: Engine, state: dict, trigger: str | None, value: Any, ids
     """The view state after one user action (``trigger`` = id of the changed input,
     ``ids_map`` names the ids: see callbacks).  Raises ``ValueError`` for an input that
     cannot be used (the state is then kept)."""
+    return apply_input(engine, state, ids_map.get(trigger or "", ""), value)
+
+
+def state_from_controls(engine: Engine, state: dict, controls: dict[str, Any]) -> dict:
+    """The view state with every control's current value (``controls``: kind -> value, as
+    in :func:`apply_input`).  The page's controls are the truth, so a request built on a
+    stale stored state still answers what the controls show.  An invalid entry leaves
+    the last valid value in the state (the input itself says why: :func:`input_problem`)."""
     new = dict(state)
-    kind = ids_map.get(trigger or "", "")
+    for kind, value in controls.items():
+        if kind in ("contrast", "direction") and value == new.get(kind):
+            continue  # unchanged: keep the selected cluster
+        try:
+            new = apply_input(engine, new, kind, value)
+        except (ValueError, TypeError):
+            pass
+    return new
+
+
+def valid_cluster(engine: Engine, state: dict) -> dict:
+    """The state with its selected cluster only if the current table lists it (a cluster
+    of another contrast, threshold or subset is dropped, never shown under these controls)."""
+    chosen = state.get("cluster")
+    if not chosen:
+        return state
+    found = cluster_at(engine, state, chosen["peak"])
+    if found is None or found["direction"] != chosen.get("direction"):
+        return dict(state, cluster=None)
+    return state if found == chosen else dict(state, cluster=found)
+
+
+def input_problem(kind: str, value: Any) -> str:
+    """Why a typed threshold cannot be used ("" when it can); the page shows the same
+    rules in the browser (assets/validate.js)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "enter a number"
+    if not np.isfinite(v):
+        return "enter a finite number"
+    if kind == "p_unc" and not 0 < v < 1:
+        return "p must be between 0 and 1 (exclusive)"
+    if kind == "t" and v <= 0:
+        return "T must be greater than 0"
+    if kind == "k" and (v < 0 or v != int(v)):
+        return "k must be a whole number of voxels, 0 or more"
+    return ""
+
+
+def apply_input(engine: Engine, state: dict, kind: str, value: Any) -> dict:
+    """The view state after one input of the given kind took ``value``; ``ValueError``
+    when the value cannot be used."""
+    new = dict(state)
     if kind in ("contrast", "direction"):
         new[kind] = value
         new["cluster"] = None
@@ -78,32 +148,32 @@ def next_state(engine: Engine, state: dict, trigger: str | None, value: Any, ids
     elif kind == "use_t":
         new["use_t"] = bool(value)
     elif kind == "p_unc":
-        if value is None or not (0 < float(value) < 1):
-            raise ValueError("p must be between 0 and 1")
+        if input_problem("p_unc", value):
+            raise ValueError(input_problem("p_unc", value))
         new["p_unc"] = float(value)
     elif kind == "t":
-        if value is None or float(value) <= 0:
-            raise ValueError("T must be positive")
+        if input_problem("t", value):
+            raise ValueError(input_problem("t", value))
         new["t"] = float(value)
     elif kind == "k":
-        if value is None or int(value) < 0:
-            raise ValueError("k must be >= 0")
-        new["k"] = int(value)
+        if input_problem("k", value):
+            raise ValueError(input_problem("k", value))
+        new["k"] = int(float(value))
     elif kind in ("x", "y", "z"):
         if value is None:
             raise ValueError("coordinate missing")
         point = list(state["point"])
         point["xyz".index(kind)] = float(value)
         new["point"] = snap(engine, point)
-        new["cluster"] = cluster_at(engine, new, new["point"]) or state["cluster"]
+        new["cluster"] = cluster_at(engine, new, new["point"])  # typing a peak's coordinates selects its cluster
     elif kind.startswith("slice"):
         axis = int(kind[-1])
         new["point"] = snap(engine, figures.slice_click_to_point(axis, value, tuple(state["point"])))
-        new["cluster"] = cluster_at(engine, new, new["point"]) or state["cluster"]
+        new["cluster"] = cluster_at(engine, new, new["point"])  # outside every cluster: none selected
     elif kind == "glass":
         shown = engine.shown(state)
         new["point"] = snap(engine, figures.glass_click_to_point(value, tuple(state["point"]), shown, engine.grid))
-        new["cluster"] = cluster_at(engine, new, new["point"]) or state["cluster"]
+        new["cluster"] = cluster_at(engine, new, new["point"])
     elif kind == "table":
         if not value or value.get("rowId") is None:
             raise ValueError("no row")
@@ -206,7 +276,7 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
         f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · outside the mask"
     status = [html.Span(engine.describe(state, df), className="fw-semibold"),
               html.Br(), html.Span(f"{len(subset)} of {len(engine.all_ids)} participants · model {state['model']}")]
-    return glass, slices, hover, status, point_text, {**keys, "index": list(index)}
+    return glass, slices, hover, status, point_text, {**keys, "index": list(index), "height": float(height)}
 
 
 def _image(engine: Engine, key, make) -> str:
@@ -237,23 +307,27 @@ def draw_compare(engine: Engine, state: dict):
 
 # -- cluster table ---------------------------------------------------------------------
 def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) -> tuple[list[dict], str]:
+    """Rows of SPM's table for the grid, and the line that says what they were computed with."""
     result = engine.table(state, with_rft=with_rft)
     frame = result.frame
     note_value = RFT_PENDING_NOTE if pending else "n/a"
+    labels = direction_labels(engine, state["contrast"])
     rows = []
     for i, rec in enumerate(frame.to_dict("records")):
         row = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
         for key in ("cluster_id", "k"):
             row[key] = int(row[key])
+        if row.get("c_set") is not None:
+            row["c_set"] = int(row["c_set"])
         row["is_main_peak"] = bool(row["is_main_peak"])
         xyz = (rec["x"], rec["y"], rec["z"])
         row["row_id"] = row_id(rec["direction"], rec["cluster_id"], xyz, i)
-        row["direction_label"] = DIRECTION_LABELS.get(rec["direction"], rec["direction"])
+        row["direction_label"] = labels.get(rec["direction"], rec["direction"])
         row["xyz"] = f"{xyz[0]:g} {xyz[1]:g} {xyz[2]:g}"
         row["rft_note"] = note_value
-        if not row["is_main_peak"]:
-            for key in ("k", "p_fwe_cluster", "p_fdr_cluster", "p_unc_cluster"):
-                row[key] = None if key != "k" else row[key]
+        if not row["is_main_peak"]:  # SPM prints cluster-level values on a cluster's first row only
+            for key in ("p_fwe_cluster", "p_fdr_cluster", "p_unc_cluster"):
+                row[key] = None
         rows.append(row)
     n_clusters = int(frame.loc[frame["is_main_peak"], "cluster_id"].nunique()) if len(frame) else 0
     text = f"{n_clusters} cluster{'s' if n_clusters != 1 else ''} of ≥ {int(state['k'])} voxels at {engine.describe(state, result.df)}"
@@ -261,8 +335,21 @@ def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) ->
         text += " · p-FWE/p-FDR: n/a (re-estimating smoothness for this participant subset / model)"
     elif not result.with_rft:
         text += " · no smoothness estimate: RFT p-values n/a"
-    text += ". Click a row to go to its peak."
+    text += ". Click a row to go to its peak. p(unc) and Z as SPM prints them (spm_P, R = 1)."
     return rows, text
+
+
+def table_footer(engine: Engine, state: dict, *, with_rft: bool) -> str:
+    """SPM's footer of each shown direction, as ``spm_list`` prints it ("" without RFT)."""
+    result = engine.table(state, with_rft=with_rft)
+    labels = direction_labels(engine, state["contrast"])
+    parts = []
+    for direction, footer in result.footers.items():
+        head = [f"{labels.get(direction, direction)}:"] if len(result.footers) > 1 else []
+        parts.append("\n".join([*head, *footer.lines()]))
+    if not parts:
+        return "RFT not available (no smoothness estimate): no footer." if not result.with_rft else ""
+    return "\n\n".join(parts)
 
 
 # -- regression ------------------------------------------------------------------------
