@@ -113,6 +113,13 @@ def register(app: dash.Dash, engine: Engine) -> None:
             prevent_initial_call=True,
         )
 
+    # the direction labels follow the contrast (in the browser, from data sent once)
+    app.clientside_callback(
+        "function(contrast, options) { return (options && options[contrast]) || window.dash_clientside.no_update; }",
+        Output(ids.DIRECTION, "options"),
+        Input(ids.CONTRAST, "value"), State(ids.DIRECTION_OPTIONS, "data"),
+    )
+
     # typed thresholds: marked invalid, with the reason, in the browser at once
     for cid, kind in ((ids.P_UNC, "p_unc"), (ids.T_VALUE, "t"), (ids.EXTENT, "k")):
         app.clientside_callback(
@@ -256,11 +263,13 @@ def register(app: dash.Dash, engine: Engine) -> None:
         return {"ids": views.filter_participants(engine, sex, route, urine, age, duration)}, *keep
 
     # in the browser: no request per action for a line of text (same text as
-    # views.included_text)
+    # views.included_text); the participant ids come as data (a Store), never inside
+    # the script's source
     app.clientside_callback(
         """
-        function(state, selected) {
-            const total = %d, minimum = %d, known = new Set(%s);
+        function(state, selected, info) {
+            const known = new Set(info.ids), total = info.ids.length, minimum = info.minimum;
+            if (!info.images) { return "group maps only"; }
             let nSel = state.participants.length;
             if (selected !== null && selected !== undefined) {
                 const ids = Array.isArray(selected) ? selected.map(r => r && r.participant_id) : (selected.ids || []);
@@ -270,9 +279,9 @@ def register(app: dash.Dash, engine: Engine) -> None:
             if (nSel < minimum) { text += " (select at least " + minimum + ")"; }
             return text;
         }
-        """ % (len(engine.all_ids), views.MIN_PARTICIPANTS, json.dumps(list(engine.all_ids))),
+        """,
         Output(ids.INCLUDED_COUNT, "children"),
-        Input(ids.VIEW, "data"), Input(ids.PARTICIPANT_GRID, "selectedRows"),
+        Input(ids.VIEW, "data"), Input(ids.PARTICIPANT_GRID, "selectedRows"), State(ids.PARTICIPANT_INFO, "data"),
     )
 
     # the compare figure is drawn only while its tab is shown; the guard runs in the

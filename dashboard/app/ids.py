@@ -53,7 +53,9 @@ COMPARE_STATUS = "compare-status"
 # cluster table
 CLUSTER_TABLE = "cluster-table"
 CLUSTER_NOTE = "cluster-note"
-CLUSTER_FOOTER = "cluster-footer"  # SPM's footer under the table (text)
+CLUSTER_FOOTER = "cluster-footer"
+DIRECTION_OPTIONS = "direction-options"  # contrast id -> direction radio options
+PARTICIPANT_INFO = "participant-info"  # {"ids": [...], "minimum": n, "images": bool} for the browser  # SPM's footer under the table (text)
 
 # regression
 COVARIATE = "covariate-select"

@@ -10,7 +10,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard.app import ids
-from dashboard.app.state import default_state, numeric_columns
+from dashboard.app.state import MIN_PARTICIPANTS, default_state, direction_options, numeric_columns
 from dashboard.results import Study
 from dashboard.stats.models import model_df
 
@@ -58,10 +58,14 @@ def controls(study: Study, state: dict) -> dbc.Card:
     n = len(study.participant_ids)
 
     def df(model: str) -> str:
+        if not has_images:  # the stored maps' df (from their sidecars); other models need the images
+            stored = [gm.df for gm in study.group_maps.values() if gm.model in (model, None)]
+            return f"df {stored[0]:g}" if stored and model == state["model"] else "needs participant images"
         try:
-            return f"df {model_df(model, n, len(study.conditions))}"  # type: ignore[arg-type]
+            value = model_df(model, n, len(study.conditions))  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - label only
             return ""
+        return f"df {value}" if value > 0 else "too few participants"
 
     model_options = [
         {"label": f"Cells, {df('cells')} (as published)", "value": "cells"},
@@ -74,11 +78,10 @@ def controls(study: Study, state: dict) -> dbc.Card:
             [
                 _field("Contrast", dbc.RadioItems(id=ids.CONTRAST, options=contrast_options, value=state["contrast"],
                                                   className="contrast-radio")),
-                _field("Direction", dbc.RadioItems(id=ids.DIRECTION, value=state["direction"], options=[
-                    {"label": "cocaine > neutral", "value": "pos"},
-                    {"label": "neutral > cocaine", "value": "neg"},
-                    {"label": "both", "value": "both"},
-                ])),
+                # labels from the contrast's weights (state.direction_labels); they follow the contrast
+                _field("Direction", dbc.RadioItems(id=ids.DIRECTION, value=state["direction"],
+                                                   options=direction_options(study)[state["contrast"]])),
+                dcc.Store(id=ids.DIRECTION_OPTIONS, data=direction_options(study)),
                 html.Div(
                     [
                         dbc.Label("Voxel threshold", className="fw-semibold mb-1"),
@@ -116,15 +119,15 @@ def map_view(graph_id: str, className: str | None = None) -> html.Div:
                     className="map-view")
 
 
-def explore_tab() -> html.Div:
+def explore_tab(state: dict) -> html.Div:
     slice_cols = [dbc.Col(map_view(gid, className="slice-graph"), md=4) for gid in ids.SLICES]
     point_inputs = dbc.Row(
         [
             dbc.Col(html.Span("Cursor (MNI mm)", className="fw-semibold"), width="auto"),
             *[
-                dbc.Col(dbc.InputGroup([dbc.InputGroupText(name), dbc.Input(id=cid, type="number", step="any", debounce=True, value=0)], size="sm"),
+                dbc.Col(dbc.InputGroup([dbc.InputGroupText(name), dbc.Input(id=cid, type="number", step="any", debounce=True, value=v)], size="sm"),
                         width=2)
-                for name, cid in (("x", ids.POINT_X), ("y", ids.POINT_Y), ("z", ids.POINT_Z))
+                for name, cid, v in zip("xyz", (ids.POINT_X, ids.POINT_Y, ids.POINT_Z), state["point"])
             ],
             dbc.Col(html.Span(id=ids.POINT_TEXT, className="point-text"), className="text-end"),
         ],
@@ -244,6 +247,7 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
                         [html.Strong("Circularity: "), "these values come from a cluster selected on the same data, so the "
                          "effect sizes (slope, R²) are biased upwards; use them to inspect, not to estimate."],
                         id=ids.REG_NOTE, color="light", className="small py-1 px-2 mt-2 mb-0",
+                        style=None if study.has_participant_images else {"display": "none"},  # no values, no caveat
                     ),
                 ],
                 className="p-2",
@@ -307,6 +311,8 @@ def participants_panel(study: Study) -> dbc.Card:
                                       className="mb-1"), md=4, style=None if rng else {"display": "none"}))
     filters.append(dbc.Col(dbc.Button("Include all", id=ids.RESET_PARTICIPANTS, color="secondary", outline=True, size="sm"), width="auto",
                            className="align-self-center"))
+    filters.append(dbc.Col(html.Div("A change of quick filter selects every participant who passes all of them: exclusions made "
+                                    "by hand in the grid or from the scatter are undone.", className="small text-muted"), width=12))
     grid = dag.AgGrid(
         id=ids.PARTICIPANT_GRID,
         columnDefs=cols,
@@ -351,6 +357,8 @@ def build_layout(study: Study) -> html.Div:
             dcc.Store(id=ids.RENDERED_TABLE, data=None),
             dcc.Store(id=ids.RFT_PENDING, data=None),
             dcc.Store(id=ids.RFT_ROWS, data=None),
+            dcc.Store(id=ids.PARTICIPANT_INFO, data={"ids": list(study.participant_ids), "minimum": MIN_PARTICIPANTS,
+                                                     "images": study.has_participant_images}),
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
             html.Div(
@@ -363,7 +371,7 @@ def build_layout(study: Study) -> html.Div:
                     dbc.Col(
                         dbc.Tabs(
                             [
-                                dbc.Tab(explore_tab(), label="Explore", tab_id=ids.TAB_EXPLORE),
+                                dbc.Tab(explore_tab(state), label="Explore", tab_id=ids.TAB_EXPLORE),
                                 dbc.Tab(compare_tab(), label="Compare contrasts", tab_id=ids.TAB_COMPARE),
                             ],
                             id=ids.TABS,

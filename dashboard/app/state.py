@@ -4,7 +4,7 @@ Every control writes into it (callback ``update``) and every view is drawn from 
 so a view can be restored from the dict alone (e.g. from a URL later).  Keys:
 
 ``contrast``     contrast id (``placebo``, ``nac``, ``interaction``)
-``direction``    ``pos`` (cocaine > neutral), ``neg`` (neutral > cocaine) or ``both``
+``direction``    ``pos`` (the contrast as its weights define it), ``neg`` (reversed) or ``both``
 ``p_unc``        voxel threshold as an uncorrected p (used when ``use_t`` is false)
 ``t``            voxel threshold as a T value (used when ``use_t`` is true)
 ``use_t``        which of the two thresholds applies
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dashboard.results import Study
@@ -34,6 +35,7 @@ DEFAULT_T = 3.5
 DEFAULT_K = 10
 DEFAULT_COVARIATE = "cocaine_duration_years"
 DEFAULT_CONDITION = "cocaine_placebo"
+MIN_PARTICIPANTS = 4  # fewest participants a subset may have
 
 
 def numeric_columns(study: Study) -> list[str]:
@@ -44,6 +46,42 @@ def numeric_columns(study: Study) -> list[str]:
         if values.notna().sum() >= 2 and values.nunique() >= 2:
             out.append(col)
     return out
+
+
+def direction_labels(study: Study, contrast_id: str) -> dict[str, str]:
+    """What each direction of a contrast means, from its weights over the study's
+    conditions: pos "A > B" (conditions weighted + against those weighted -), neg the
+    reverse, both "both"."""
+    contrast = study.contrast(contrast_id)
+    names = {c.id: c.label for c in study.conditions}
+    plus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w > 0)
+    minus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w < 0)
+    if not plus or not minus:  # e.g. a one-sample contrast: the effect and its negation
+        effect = plus or minus
+        sign = 1 if plus else -1
+        return {"pos": f"{effect} {'>' if sign > 0 else '<'} 0", "neg": f"{effect} {'<' if sign > 0 else '>'} 0", "both": "both"}
+    return {"pos": f"{plus} > {minus}", "neg": f"{minus} > {plus}", "both": "both"}
+
+
+def direction_options(study: Study) -> dict[str, list[dict[str, str]]]:
+    """contrast id -> the direction radio's options (sent once to the page, as data)."""
+    out = {}
+    for c in study.contrasts:
+        labels = direction_labels(study, c.id)
+        out[c.id] = [{"label": labels[d], "value": d} for d in ("pos", "neg", "both")]
+    return out
+
+
+def peak_point(study: Study, contrast_id: str) -> list[float]:
+    """MNI mm of the global maximum of a contrast's stored group map (where the cursor
+    starts), or the origin when there is no stored map."""
+    if contrast_id not in study.group_maps:
+        return [0.0, 0.0, 0.0]
+    values = study.group_map(contrast_id)
+    if not np.isfinite(values).any():
+        return [0.0, 0.0, 0.0]
+    ijk = np.argwhere(study.mask)[int(np.nanargmax(values))]
+    return [float(v) for v in (study.affine @ [*ijk, 1.0])[:3]]
 
 
 def default_state(study: Study) -> dict[str, Any]:
@@ -57,7 +95,7 @@ def default_state(study: Study) -> dict[str, Any]:
         "use_t": False,
         "k": DEFAULT_K,
         "model": model if model in MODELS else "cells",
-        "point": [0.0, 0.0, 0.0],
+        "point": peak_point(study, study.contrasts[0].id),
         "cluster": None,
         "covariate": DEFAULT_COVARIATE if DEFAULT_COVARIATE in covariates else (covariates[0] if covariates else None),
         "value": "eigenvariate",

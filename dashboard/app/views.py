@@ -12,29 +12,9 @@ from dash import Patch, html, no_update
 from dashboard import figures
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
+from dashboard.app.state import MIN_PARTICIPANTS, direction_labels
 
-MIN_PARTICIPANTS = 4
 RFT_PENDING_NOTE = "n/a (re-estimating)"
-
-
-# -- labels --------------------------------------------------------------------------
-def direction_labels(engine: Engine, contrast_id: str) -> dict[str, str]:
-    """What each direction of a contrast means, from its weights over the study's
-    conditions: pos "A > B" (conditions weighted + against those weighted -), neg the
-    reverse, both "both"."""
-    contrast = engine.study.contrast(contrast_id)
-    names = {c.id: c.label for c in engine.study.conditions}
-    plus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w > 0)
-    minus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w < 0)
-    if not plus or not minus:  # e.g. a one-sample contrast: the effect and its negation
-        return {"pos": f"{plus or minus} > 0" if plus else f"{minus} < 0", "neg": f"{plus or minus} < 0" if plus else f"{minus} > 0",
-                "both": "both"}
-    return {"pos": f"{plus} > {minus}", "neg": f"{minus} > {plus}", "both": "both"}
-
-
-def all_direction_labels(engine: Engine) -> dict[str, dict[str, str]]:
-    """contrast id -> direction -> label (sent once to the page, as data)."""
-    return {c.id: direction_labels(engine, c.id) for c in engine.study.contrasts}
 
 
 # -- view state ------------------------------------------------------------------------
@@ -311,7 +291,7 @@ def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) ->
     result = engine.table(state, with_rft=with_rft)
     frame = result.frame
     note_value = RFT_PENDING_NOTE if pending else "n/a"
-    labels = direction_labels(engine, state["contrast"])
+    labels = direction_labels(engine.study, state["contrast"])
     rows = []
     for i, rec in enumerate(frame.to_dict("records")):
         row = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
@@ -342,7 +322,7 @@ def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) ->
 def table_footer(engine: Engine, state: dict, *, with_rft: bool) -> str:
     """SPM's footer of each shown direction, as ``spm_list`` prints it ("" without RFT)."""
     result = engine.table(state, with_rft=with_rft)
-    labels = direction_labels(engine, state["contrast"])
+    labels = direction_labels(engine.study, state["contrast"])
     parts = []
     for direction, footer in result.footers.items():
         head = [f"{labels.get(direction, direction)}:"] if len(result.footers) > 1 else []
