@@ -357,8 +357,8 @@ class Analysis:
         ols = ols_regression(x, values)
         chosen, other = (lts, ols) if method == "lts" else (ols, lts)
         used = np.isfinite(x) & np.isfinite(values)
-        weights = np.full(x.size, np.nan)
-        weights[used] = lts.weights
+        weights = np.full(x.size, np.nan)  # NaN: not used (a missing covariate or value)
+        weights[used] = lts.weights if method == "lts" else 1.0  # the final weights of the fit that was asked for
         frame = pd.DataFrame({"participant_id": list(subset), "covariate": x, "value": values, "weight": weights})
         tvec, _ = self.t_map(contrast, model, subset)
         peak_vox = np.asarray(np.nonzero(study.mask)).T[vox[np.argmax(np.abs(tvec[vox]))]]

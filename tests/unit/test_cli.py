@@ -56,6 +56,32 @@ def test_cl003_regress_json_headline(capsys):
     assert sum(p["weight"] for p in out["participants"]) == out["n_eff"]
 
 
+def test_cl003b_regress_ols_weights_are_the_ols_fit(capsys):
+    args = ["regress", str(SAMPLE), "--contrast", "interaction", "--peak", "14,64,14", "--condition", "cocaine_placebo",
+            "--covariate", DURATION, "--format", "json", "--method", "ols"]
+    assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "ols" and out["n_eff"] == 22
+    assert [p["weight"] for p in out["participants"]] == [1.0] * 22  # OLS uses everyone (LTS down-weights one)
+
+
+def test_cl012_clusters_piped_into_a_closed_reader_stops_quietly():
+    """As `cue-dashboard clusters ... | head -1`: the reader is gone before the table is written."""
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE
+    try:
+        done = subprocess.run([sys.executable, "-m", "dashboard.cli", "clusters", str(SAMPLE), "--contrast", "placebo"],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 0
+
+
 def test_cl004_participant_subset_and_model_change_df(capsys):
     subset = ",".join(f"sub-{i:02d}" for i in range(1, 12))
     assert cli.main(["clusters", str(SAMPLE), "--contrast", "placebo", "--participants", subset, "--model", "paired"]) == 0
