@@ -308,7 +308,7 @@ def glass_brain_figure(
             if custom_hover:
                 trace.update(z=_capture(h, v), hoverinfo="none")
             else:
-                trace.update(z=typed(np.round(signed_mip(volume, axis).T, 2)),
+                trace.update(z=typed(np.round(signed_mip(volume, axis).T, 2)), hoverongaps=False,  # nothing above threshold: no "NaN"
                              hovertemplate=f"{COORD_NAMES[ha]}=%{{x:.0f}} {COORD_NAMES[va]}=%{{y:.0f}}<br>max |T| along "
                                            f"{COORD_NAMES[axis]}: %{{z:.2f}}<extra></extra>")
             data.append(trace)

@@ -60,7 +60,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Output(ids.GLASS_BRAIN, "figure"), *[Output(s, "figure") for s in ids.SLICES], Output(ids.HOVER, "data"), Output(ids.STATUS, "children"),
         Output(ids.POINT_TEXT, "children"), Output(ids.RENDERED_MAPS, "data"),
         Output(ids.CLUSTER_TABLE, "rowData"), Output(ids.CLUSTER_NOTE, "children"), Output(ids.CLUSTER_FOOTER, "children"),
-        Output(ids.RENDERED_TABLE, "data"),
+        Output(ids.RENDERED_TABLE, "data"), Output(ids.CLUSTER_TABLE, "selectedRows"),
         Output(ids.RFT_PENDING, "data"),
         Output(ids.SCATTER, "figure"), Output(ids.REG_STATS, "children"), Output(ids.RENDERED_REGRESSION, "data"),
         *inputs, Input(ids.SCATTER, "clickData"),
@@ -87,10 +87,12 @@ def register(app: dash.Dash, engine: Engine) -> None:
         with engine.interactive():
             maps = _maps(new, rendered_maps)
             table = _table(new, rendered_table)
+            selection = (views.selected_rows(engine, new) if (new.get("cluster") != state.get("cluster") or table[0] is not no_update
+                                                                 or trigger is None) else no_update)
             regression = _regression(new, _clicked_participant(click), rendered_regression)
         if trigger is None:  # the first view is on its way: participant images next
             engine.preload_participant_data()
-        return (*_state_outputs(state, new, trigger), *maps, *table, *regression)
+        return (*_state_outputs(state, new, trigger), *maps, *table[:4], selection, table[4], *regression)
 
     def _state_outputs(state: dict, new: dict, trigger) -> tuple:
         """VIEW and the x/y/z inputs; outputs that did not change are not sent (each one

@@ -54,8 +54,10 @@ def direction_labels(study: Study, contrast_id: str) -> dict[str, str]:
     reverse, both "both"."""
     contrast = study.contrast(contrast_id)
     names = {c.id: c.label for c in study.conditions}
-    plus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w > 0)
-    minus = " + ".join(names.get(c, c) for c, w in contrast.weights.items() if w < 0)
+    order = [c.id for c in study.conditions]  # the design's order, not the weights' key order
+    weights = sorted(contrast.weights.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    plus = " + ".join(names.get(c, c) for c, w in weights if w > 0)
+    minus = " + ".join(names.get(c, c) for c, w in weights if w < 0)
     if not plus or not minus:  # e.g. a one-sample contrast: the effect and its negation
         effect = plus or minus
         sign = 1 if plus else -1

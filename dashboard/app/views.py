@@ -319,6 +319,20 @@ def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) ->
     return rows, text
 
 
+def selected_rows(engine: Engine, state: dict) -> dict:
+    """AG Grid ``selectedRows`` of the cluster table: the main-peak row of the selected
+    cluster (so a cluster chosen in the views or by typing its peak is the row shown
+    selected), none without a selection."""
+    chosen = state.get("cluster")
+    if not chosen:
+        return {"ids": []}
+    frame = engine.table(state, with_rft=False).frame
+    for i, rec in enumerate(frame.to_dict("records")):
+        if rec["direction"] == chosen["direction"] and rec["is_main_peak"] and [rec["x"], rec["y"], rec["z"]] == list(chosen["peak"]):
+            return {"ids": [row_id(rec["direction"], rec["cluster_id"], (rec["x"], rec["y"], rec["z"]), i)]}
+    return {"ids": []}
+
+
 def table_footer(engine: Engine, state: dict, *, with_rft: bool) -> str:
     """SPM's footer of each shown direction, as ``spm_list`` prints it ("" without RFT)."""
     result = engine.table(state, with_rft=with_rft)
