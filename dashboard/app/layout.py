@@ -104,7 +104,12 @@ def controls(study: Study, state: dict) -> dbc.Card:
                 dbc.Tooltip(NO_IMAGES if not has_images else "Cells: 4 cell means, pooled error (df = 4n - 4, as published). "
                             "Cells + subjects: adds participant effects. Paired: one contrast image per participant (df = n - 1).",
                             target=ids.MODEL_WRAPPER, placement="right"),
-                html.Div(id=ids.STATUS, className="status-line"),
+                # busy state: a request that takes longer than 0.4 s (a refit, a new smoothness
+                # estimate) shows "Computing…" over the status; the old content stays readable
+                dcc.Loading(html.Div(id=ids.STATUS, className="status-line"), delay_show=400, show_initially=False,
+                            overlay_style={"visibility": "visible", "opacity": 0.55},
+                            custom_spinner=html.Div([dbc.Spinner(size="sm"), " Computing…"], className="busy-note"),
+                            target_components={ids.STATUS: "children"}),
             ]
         ),
         className="mb-3",

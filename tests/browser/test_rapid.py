@@ -121,3 +121,12 @@ def test_ui023_selected_cluster_never_outlives_its_contrast(dash_duo, slow_engin
     _settles_on_controls(dash_duo, slow_engine)
     dash_duo.wait_for_contains_text(f"#{ids.SCATTER}", "Select a cluster", timeout=TIMEOUT)
     no_console_errors(dash_duo)
+
+
+def test_ui024_a_long_request_shows_a_busy_state(dash_duo, slow_engine):
+    start_sample(dash_duo, slow_engine)
+    _settles_on_controls(dash_duo, slow_engine)
+    _radio(dash_duo, ids.MODEL, "paired")  # > 0.4 s with the slowed engine
+    dash_duo.wait_for_contains_text("body", "Computing…", timeout=TIMEOUT)
+    _settles_on_controls(dash_duo, slow_engine)
+    assert "Computing…" not in dash_duo.find_element("body").text
