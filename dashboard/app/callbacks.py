@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 # input id -> what it changes in the view state (see views.next_state)
 INPUT_KINDS = {
-    ids.CONTRAST: "contrast", ids.DIRECTION: "direction", ids.USE_T: "use_t", ids.P_UNC: "p_unc", ids.T_VALUE: "t",
+    ids.CONTRAST: "contrast", ids.DIRECTION: "direction", ids.USE_T: "use_t", ids.P_KIND: "p_kind", ids.P_UNC: "p_unc", ids.T_VALUE: "t",
     ids.EXTENT: "k", ids.MODEL: "model", ids.COVARIATE: "covariate", ids.VALUE_TYPE: "value", ids.CONDITION: "condition",
     ids.POINT_X: "x", ids.POINT_Y: "y", ids.POINT_Z: "z", ids.GLASS_BRAIN: "glass",
     ids.SLICE_SAGITTAL: "slice0", ids.SLICE_CORONAL: "slice1", ids.SLICE_AXIAL: "slice2",
@@ -43,7 +43,7 @@ INPUT_KINDS = {
 }
 # the controls whose value *is* part of the view state (the rest are events: clicks,
 # typed coordinates, the participant selection)
-CONTROL_IDS = (ids.CONTRAST, ids.DIRECTION, ids.USE_T, ids.P_UNC, ids.T_VALUE, ids.EXTENT, ids.MODEL, ids.COVARIATE,
+CONTROL_IDS = (ids.CONTRAST, ids.DIRECTION, ids.USE_T, ids.P_KIND, ids.P_UNC, ids.T_VALUE, ids.EXTENT, ids.MODEL, ids.COVARIATE,
                ids.VALUE_TYPE, ids.CONDITION)
 INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", ids.SLICE_CORONAL: "clickData",
                ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows"}
@@ -122,6 +122,14 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Input(ids.CONTRAST, "value"), State(ids.DIRECTION_OPTIONS, "data"),
     )
 
+    # p uncorrected <-> FWE: the p input takes SPM's default of that kind (0.001 / 0.05)
+    app.clientside_callback(
+        "function(kind) { return kind === 'fwe' ? 0.05 : 0.001; }",
+        Output(ids.P_UNC, "value"),
+        Input(ids.P_KIND, "value"),
+        prevent_initial_call=True,
+    )
+
     # typed thresholds: marked invalid, with the reason, in the browser at once
     for cid, kind in ((ids.P_UNC, "p_unc"), (ids.T_VALUE, "t"), (ids.EXTENT, "k")):
         app.clientside_callback(
@@ -139,9 +147,9 @@ def register(app: dash.Dash, engine: Engine) -> None:
             const switched = ctx.triggered.length && ctx.triggered[0].prop_id.startsWith(%s);
             const h = rendered && rendered.height;
             const tNew = (useT && switched && Number.isFinite(h)) ? Math.round(h * 100) / 100 : window.dash_clientside.no_update;
-            return [!!useT, !useT, tNew];
+            return [!!useT, !useT, tNew, !!useT];
         }""" % json.dumps(ids.USE_T + "."),
-        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"), Output(ids.T_VALUE, "value"),
+        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"), Output(ids.T_VALUE, "value"), Output(ids.P_KIND, "disabled"),
         Input(ids.USE_T, "value"), State(ids.RENDERED_MAPS, "data"), State(ids.T_VALUE, "value"),
     )
 

@@ -214,28 +214,35 @@ class Engine:
         m = max(float(np.nanmax(np.abs(self.volume(c, model, subset)[0]))) for c in contrasts)
         return max(m, 1.0)
 
-    @staticmethod
-    def height(state: dict, df: float) -> float:
-        from dashboard.stats.thresholds import t_threshold
+    def height(self, state: dict, df: float) -> float:
+        """The height threshold u (T) of the state: a T, or p uncorrected (``spm_u``) or p
+        FWE (``spm_uc``, with the smoothness of this contrast, model and subset)."""
+        threshold = self.threshold(state)
+        if not threshold.needs_smoothness:
+            return threshold.height(df)
+        subset = self.subset(state["participants"])
+        with self.lock:
+            smooth = self.analysis.smoothness(state["contrast"], self._model(state["model"]), subset)  # type: ignore[arg-type]
+        return threshold.height(df, smooth)
 
-        if state["use_t"]:
-            return float(state["t"])
-        return float(t_threshold(float(state["p_unc"]), df))
-
-    @staticmethod
-    def describe(state: dict, df: float) -> str:
-        """'df 84 · T > 3.19 (p < 0.001 unc.)'"""
+    def describe(self, state: dict, df: float) -> str:
+        """'df 84 · T > 3.19 (p < 0.001 unc.)', '… (p < 0.05 FWE)' or '… T > 4.00 (p < 6.9e-05 unc.)'"""
         from dashboard.stats.thresholds import p_uncorrected
 
-        u = Engine.height(state, df)
+        u = self.height(state, df)
         if state["use_t"]:
             return f"df {df:g} · T > {u:.2f} (p < {float(p_uncorrected(u, df)):.2g} unc.)"
-        return f"df {df:g} · T > {u:.2f} (p < {float(state['p_unc']):g} unc.)"
+        kind = "FWE" if state.get("p_kind") == "fwe" else "unc."
+        return f"df {df:g} · T > {u:.2f} (p < {float(state['p_unc']):g} {kind})"
 
     def threshold(self, state: dict) -> Threshold:
         from dashboard.analysis import Threshold
 
-        return Threshold(p_unc=None, t=float(state["t"])) if state["use_t"] else Threshold(p_unc=float(state["p_unc"]))
+        if state["use_t"]:
+            return Threshold(t=float(state["t"]))
+        if state.get("p_kind") == "fwe":
+            return Threshold(p_fwe=float(state["p_unc"]))
+        return Threshold(p_unc=float(state["p_unc"]))
 
     # -- cluster tables --------------------------------------------------------------
     def _rft_key(self, contrast: str, model: str, subset: tuple[str, ...]):

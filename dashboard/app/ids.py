@@ -18,6 +18,7 @@ COMPARE_VIEW = "compare-view"  # VIEW, passed on in the browser only while the c
 CONTRAST = "contrast-select"
 DIRECTION = "direction-select"
 USE_T = "threshold-use-t"
+P_KIND = "threshold-p-kind"  # p uncorrected or FWE
 P_UNC = "threshold-p-unc"
 T_VALUE = "threshold-t"
 EXTENT = "extent-k"

@@ -88,7 +88,10 @@ def controls(study: Study, state: dict) -> dbc.Card:
                         dbc.Switch(id=ids.USE_T, label="threshold on T instead of p", value=state["use_t"], className="mb-1"),
                         # no min/max/step on the inputs: the browser would drop such entries silently;
                         # every entry is checked and an invalid one says why (assets/validate.js)
-                        dbc.InputGroup([dbc.InputGroupText("p unc. <"), dbc.Input(id=ids.P_UNC, type="number", value=state["p_unc"],
+                        dbc.InputGroup([dbc.Select(id=ids.P_KIND, value=state["p_kind"], options=[
+                                            {"label": "p unc. <", "value": "unc"}, {"label": "p FWE <", "value": "fwe"}],
+                                            className="p-kind", style={"maxWidth": "7.5rem"}),
+                                        dbc.Input(id=ids.P_UNC, type="number", value=state["p_unc"],
                                                                                    step="any", debounce=True),
                                         dbc.FormFeedback(id=ids.feedback(ids.P_UNC), type="invalid")], className="mb-1", size="sm"),
                         dbc.InputGroup([dbc.InputGroupText("T >"), dbc.Input(id=ids.T_VALUE, type="number", value=state["t"],

@@ -5,7 +5,8 @@ so a view can be restored from the dict alone (e.g. from a URL later).  Keys:
 
 ``contrast``     contrast id (``placebo``, ``nac``, ``interaction``)
 ``direction``    ``pos`` (the contrast as its weights define it), ``neg`` (reversed) or ``both``
-``p_unc``        voxel threshold as an uncorrected p (used when ``use_t`` is false)
+``p_unc``        voxel threshold as a p value (used when ``use_t`` is false), of the kind ``p_kind``
+``p_kind``       ``unc`` (uncorrected, ``spm_u``) or ``fwe`` (FWE-corrected by RFT, ``spm_uc``)
 ``t``            voxel threshold as a T value (used when ``use_t`` is true)
 ``use_t``        which of the two thresholds applies
 ``k``            cluster extent threshold (voxels)
@@ -95,6 +96,7 @@ def default_state(study: Study) -> dict[str, Any]:
         "p_unc": DEFAULT_P,
         "t": DEFAULT_T,
         "use_t": False,
+        "p_kind": "unc",
         "k": DEFAULT_K,
         "model": model if model in MODELS else "cells",
         "point": peak_point(study, study.contrasts[0].id),
@@ -112,7 +114,7 @@ def map_key(state: dict[str, Any]) -> list:
 
 
 def threshold_key(state: dict[str, Any]) -> list:
-    return ["t", float(state["t"])] if state["use_t"] else ["p", float(state["p_unc"])]
+    return ["t", float(state["t"])] if state["use_t"] else [state.get("p_kind", "unc"), float(state["p_unc"])]
 
 
 def table_key(state: dict[str, Any]) -> list:

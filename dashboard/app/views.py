@@ -127,6 +127,10 @@ def apply_input(engine: Engine, state: dict, kind: str, value: Any) -> dict:
         new[kind] = value
     elif kind == "use_t":
         new["use_t"] = bool(value)
+    elif kind == "p_kind":
+        if value not in ("unc", "fwe"):
+            raise ValueError("p is uncorrected or FWE")
+        new["p_kind"] = value
     elif kind == "p_unc":
         if input_problem("p_unc", value):
             raise ValueError(input_problem("p_unc", value))

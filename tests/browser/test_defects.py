@@ -103,3 +103,18 @@ def test_ui035_group_maps_only_folder_says_what_does_not_apply(dash_duo, tmp_pat
     dash_duo.wait_for_text_to_equal(f"#{ids.INCLUDED_COUNT}", "group maps only", timeout=TIMEOUT)
     assert not dash_duo.find_element(f"#{ids.REG_NOTE}").is_displayed()
     no_console_errors(dash_duo)
+
+
+def test_ui036_fwe_height_threshold(dash_duo, sample_engine):
+    from dashboard.analysis import Threshold
+
+    start_sample(dash_duo, sample_engine)
+    from selenium.webdriver.support.ui import Select  # a dbc.Select is a native <select>
+
+    Select(dash_duo.find_element(f"#{ids.P_KIND}")).select_by_value("fwe")
+    table = sample_engine.analysis.clusters("placebo", threshold=Threshold(p_fwe=0.05), extent=10, label_atlas=None)
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", f"T > {table.height:.2f} (p < 0.05 FWE)", timeout=TIMEOUT)
+    assert dash_duo.find_element(f"#{ids.P_UNC}").get_attribute("value") == "0.05"  # SPM's default for FWE
+    Select(dash_duo.find_element(f"#{ids.P_KIND}")).select_by_value("unc")
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "T > 3.19 (p < 0.001 unc.)", timeout=TIMEOUT)
+    no_console_errors(dash_duo)
