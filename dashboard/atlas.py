@@ -235,6 +235,11 @@ def label_volume(shape, affine, atlas: str = "aal") -> np.ndarray:
     return _resampled(name, shape, aff.tobytes())
 
 
+def region_names(atlas: str = "aal") -> list[str]:
+    """Names of an atlas's regions (what :func:`region_mask` takes), in label order."""
+    return [str(n) for n in _load(_check_name(atlas)).names[1:]]
+
+
 def region_mask(names, shape, affine, atlas: str = "aal") -> np.ndarray:
     """Boolean mask of the voxels of a grid labelled with any of ``names`` (e.g. an
     a-priori ROI for small-volume correction, such as ``["Hippocampus_R"]``)."""

@@ -36,14 +36,14 @@ log = logging.getLogger(__name__)
 # input id -> what it changes in the view state (see views.next_state)
 INPUT_KINDS = {
     ids.CONTRAST: "contrast", ids.DIRECTION: "direction", ids.USE_T: "use_t", ids.P_KIND: "p_kind", ids.P_UNC: "p_unc", ids.T_VALUE: "t",
-    ids.EXTENT: "k", ids.MODEL: "model", ids.COVARIATE: "covariate", ids.VALUE_TYPE: "value", ids.CONDITION: "condition",
+    ids.EXTENT: "k", ids.SVC_REGIONS: "svc", ids.MODEL: "model", ids.COVARIATE: "covariate", ids.VALUE_TYPE: "value", ids.CONDITION: "condition",
     ids.POINT_X: "x", ids.POINT_Y: "y", ids.POINT_Z: "z", ids.GLASS_BRAIN: "glass",
     ids.SLICE_SAGITTAL: "slice0", ids.SLICE_CORONAL: "slice1", ids.SLICE_AXIAL: "slice2",
     ids.CLUSTER_TABLE: "table", ids.PARTICIPANT_GRID: "participants",
 }
 # the controls whose value *is* part of the view state (the rest are events: clicks,
 # typed coordinates, the participant selection)
-CONTROL_IDS = (ids.CONTRAST, ids.DIRECTION, ids.USE_T, ids.P_KIND, ids.P_UNC, ids.T_VALUE, ids.EXTENT, ids.MODEL, ids.COVARIATE,
+CONTROL_IDS = (ids.CONTRAST, ids.DIRECTION, ids.USE_T, ids.P_KIND, ids.P_UNC, ids.T_VALUE, ids.EXTENT, ids.SVC_REGIONS, ids.MODEL, ids.COVARIATE,
                ids.VALUE_TYPE, ids.CONDITION)
 INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", ids.SLICE_CORONAL: "clickData",
                ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows"}

@@ -130,6 +130,7 @@ class Engine:
         self._volumes = _LRU(16)
         self._tables = _LRU(32)
         self._regressions = _LRU(64)
+        self._svc_masks = _LRU(8)
         self._shown = _LRU(8)
         self._core_tables = _LRU(4)  # analysis.ClusterTable (study-orientation labels) of recent tables
         self.images = _LRU(96)  # PNG data URIs of drawn maps (views), a few kB each
@@ -261,7 +262,8 @@ class Engine:
         subset = self.subset(state["participants"])
         directions = {"pos": ("pos",), "neg": ("neg",)}.get(state["direction"], ("pos", "neg"))
         threshold = self.threshold(state)
-        key = (contrast, model, subset, directions, threshold, int(state["k"]), with_rft)
+        svc = tuple(state.get("svc") or ())
+        key = (contrast, model, subset, directions, threshold, int(state["k"]), svc, with_rft)
         hit = self._tables.get(key)
         if hit is not None:
             return hit
@@ -272,7 +274,8 @@ class Engine:
         with self.lock:
             self.volume(contrast, model, subset)  # fit under the same lock
             ct = self.analysis.clusters(contrast, directions=directions, threshold=threshold, extent=int(state["k"]),
-                                        model=model, participants=subset, with_rft=with_rft)  # type: ignore[arg-type]
+                                        model=model, participants=subset, with_rft=with_rft,  # type: ignore[arg-type]
+                                        svc_mask=self.svc_mask(svc))
             if with_rft:
                 self._rft_ready.add(self._rft_key(contrast, model, subset))
             self._core_tables.put(key[:-1], ct)  # for the regression of a cluster of this table
@@ -307,17 +310,29 @@ class Engine:
         value = lab[i, j, k]
         return (lab == value) if value else None
 
+    def svc_mask(self, regions: tuple[str, ...]) -> np.ndarray | None:
+        """Small-volume ROI on the study grid: the union of AAL regions (None: whole volume)."""
+        if not regions:
+            return None
+        hit = self._svc_masks.get(regions)
+        if hit is None:
+            from dashboard.atlas import region_mask
+
+            hit = self._svc_masks.put(regions, region_mask(list(regions), self.study.shape, self.study.affine, "aal"))
+        return hit
+
     # -- regression ------------------------------------------------------------------
     def regression(self, state: dict) -> RegressionOutcome:
         cluster = state["cluster"]
         subset = self.subset(state["participants"])
         directions = {"pos": ("pos",), "neg": ("neg",)}.get(state["direction"], ("pos", "neg"))
         key = (state["contrast"], state["model"], subset, directions, self.threshold(state), int(state["k"]),
-               tuple(cluster["peak"]), state["condition"], state["covariate"], state["value"])
+               tuple(state.get("svc") or ()), tuple(cluster["peak"]), state["condition"], state["covariate"], state["value"])
         hit = self._regressions.get(key)
         if hit is not None:
             return hit
-        table_key = (state["contrast"], self._model(state["model"]), subset, directions, self.threshold(state), int(state["k"]))
+        table_key = (state["contrast"], self._model(state["model"]), subset, directions, self.threshold(state), int(state["k"]),
+                     tuple(state.get("svc") or ()))
         with self.lock:
             out = self.analysis.regress(state["contrast"], tuple(cluster["peak"]), condition=state["condition"],
                                         covariate=state["covariate"], value=state["value"], method="lts",

@@ -54,6 +54,7 @@ COMPARE_STATUS = "compare-status"
 # cluster table
 CLUSTER_TABLE = "cluster-table"
 CLUSTER_NOTE = "cluster-note"
+SVC_REGIONS = "svc-regions"  # small-volume correction: AAL regions
 CLUSTER_FOOTER = "cluster-footer"
 DIRECTION_OPTIONS = "direction-options"  # contrast id -> direction radio options
 PARTICIPANT_INFO = "participant-info"  # {"ids": [...], "minimum": n, "images": bool} for the browser  # SPM's footer under the table (text)

@@ -11,6 +11,7 @@ from dash import dcc, html
 
 from dashboard.app import ids
 from dashboard.app.state import MIN_PARTICIPANTS, default_state, direction_options, numeric_columns
+from dashboard.atlas import region_names
 from dashboard.results import Study
 from dashboard.stats.models import model_df
 
@@ -207,7 +208,12 @@ def cluster_panel() -> dbc.Card:
     )
     return dbc.Card(
         [
-            dbc.CardHeader(html.Span("Clusters", className="fw-semibold")),
+            dbc.CardHeader(dbc.Row([
+                dbc.Col(html.Span("Clusters (SPM12 table)", className="fw-semibold"), width="auto"),
+                dbc.Col(dcc.Dropdown(id=ids.SVC_REGIONS, multi=True, value=[], options=region_names("aal"),
+                                     placeholder="Small-volume correction: choose AAL regions (none = whole volume)",
+                                     className="svc-dropdown"), className="ms-auto", md=6),
+            ], className="align-items-center g-2")),
             dbc.CardBody([html.Div(id=ids.CLUSTER_NOTE, className="small text-muted mb-1"), grid,
                           html.Details([html.Summary("SPM footer (thresholds, expected clusters, critical values, smoothness)"),
                                         html.Pre(id=ids.CLUSTER_FOOTER, className="spm-footer")], className="small mt-1")],

@@ -10,6 +10,7 @@ so a view can be restored from the dict alone (e.g. from a URL later).  Keys:
 ``t``            voxel threshold as a T value (used when ``use_t`` is true)
 ``use_t``        which of the two thresholds applies
 ``k``            cluster extent threshold (voxels)
+``svc``          small-volume correction: AAL region names whose union is the ROI ([] = whole volume)
 ``model``        ``cells`` (as published), ``subjects`` or ``paired``
 ``point``        [x, y, z] MNI mm of the cursor
 ``cluster``      selected cluster: {"direction": "pos"|"neg", "peak": [x, y, z]} or None
@@ -98,6 +99,7 @@ def default_state(study: Study) -> dict[str, Any]:
         "use_t": False,
         "p_kind": "unc",
         "k": DEFAULT_K,
+        "svc": [],
         "model": model if model in MODELS else "cells",
         "point": peak_point(study, study.contrasts[0].id),
         "cluster": None,
@@ -110,7 +112,8 @@ def default_state(study: Study) -> dict[str, Any]:
 
 def map_key(state: dict[str, Any]) -> list:
     """What the thresholded T map depends on (a JSON-comparable list)."""
-    return [state["contrast"], state["model"], list(state["participants"]), state["direction"], threshold_key(state)]
+    return [state["contrast"], state["model"], list(state["participants"]), state["direction"], threshold_key(state),
+            list(state.get("svc") or [])]
 
 
 def threshold_key(state: dict[str, Any]) -> list:

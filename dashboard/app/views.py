@@ -75,7 +75,7 @@ def state_from_controls(engine: Engine, state: dict, controls: dict[str, Any]) -
     the last valid value in the state (the input itself says why: :func:`input_problem`)."""
     new = dict(state)
     for kind, value in controls.items():
-        if kind in ("contrast", "direction") and value == new.get(kind):
+        if kind in ("contrast", "direction", "svc") and (value or None) == (new.get(kind) or None):
             continue  # unchanged: keep the selected cluster
         try:
             new = apply_input(engine, new, kind, value)
@@ -127,6 +127,15 @@ def apply_input(engine: Engine, state: dict, kind: str, value: Any) -> dict:
         new[kind] = value
     elif kind == "use_t":
         new["use_t"] = bool(value)
+    elif kind == "svc":
+        regions = [str(r) for r in (value or [])]
+        from dashboard.atlas import region_names
+
+        unknown = sorted(set(regions) - set(region_names("aal")))
+        if unknown:
+            raise ValueError(f"unknown AAL regions: {', '.join(unknown)}")
+        new["svc"] = regions
+        new["cluster"] = None
     elif kind == "p_kind":
         if value not in ("unc", "fwe"):
             raise ValueError("p is uncorrected or FWE")
@@ -315,6 +324,8 @@ def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) ->
         rows.append(row)
     n_clusters = int(frame.loc[frame["is_main_peak"], "cluster_id"].nunique()) if len(frame) else 0
     text = f"{n_clusters} cluster{'s' if n_clusters != 1 else ''} of ≥ {int(state['k'])} voxels at {engine.describe(state, result.df)}"
+    if state.get("svc"):
+        text += f" · small-volume correction in {' + '.join(state['svc'])} (AAL)"
     if pending:
         text += " · p-FWE/p-FDR: n/a (re-estimating smoothness for this participant subset / model)"
     elif not result.with_rft:

@@ -30,7 +30,7 @@ def test_ap001_default_state_is_json_and_complete(engine):
 
     state = st.default_state(engine.study)
     assert json.loads(json.dumps(state)) == state
-    assert set(state) == {"contrast", "direction", "p_unc", "p_kind", "t", "use_t", "k", "model", "point", "cluster", "covariate", "value",
+    assert set(state) == {"contrast", "direction", "p_unc", "p_kind", "t", "use_t", "k", "svc", "model", "point", "cluster", "covariate", "value",
                           "condition", "participants"}
     assert state["covariate"] == "cocaine_duration_years"
 

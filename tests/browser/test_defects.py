@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
@@ -117,4 +119,30 @@ def test_ui036_fwe_height_threshold(dash_duo, sample_engine):
     assert dash_duo.find_element(f"#{ids.P_UNC}").get_attribute("value") == "0.05"  # SPM's default for FWE
     Select(dash_duo.find_element(f"#{ids.P_KIND}")).select_by_value("unc")
     dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "T > 3.19 (p < 0.001 unc.)", timeout=TIMEOUT)
+    no_console_errors(dash_duo)
+
+
+def test_ui037_small_volume_correction_in_the_app_is_the_cli_table(dash_duo, sample_engine):
+    from dashboard.analysis import Threshold
+    from dashboard.atlas import region_mask
+
+    start_sample(dash_duo, sample_engine)
+    dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "16 clusters", timeout=TIMEOUT)
+    from selenium.webdriver.common.keys import Keys
+
+    dash_duo.find_element(f"#{ids.SVC_REGIONS}").click()  # open it and type the region's name, as with 120 regions
+    box = dash_duo.driver.switch_to.active_element
+    box.send_keys("Hippocampus_R")
+    time.sleep(0.5)
+    dash_duo.driver.switch_to.active_element.send_keys(Keys.ENTER)
+    dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "small-volume correction in Hippocampus_R", timeout=TIMEOUT)
+    study = sample_engine.study
+    svc = sample_engine.analysis.clusters("placebo", threshold=Threshold(p_unc=0.001), extent=10, label_atlas=None,
+                                          svc_mask=region_mask(["Hippocampus_R"], study.shape, study.affine, "aal"))
+    n = int(svc.table["cluster_id"].nunique())
+    dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", f"{n} cluster", timeout=TIMEOUT)
+    footer = lambda: dash_duo.driver.execute_script(f"return document.getElementById('{ids.CLUSTER_FOOTER}').textContent")  # noqa: E731
+    dash_duo._wait_for(lambda d: "table shows 16 local maxima more than 4.0mm apart" in footer(), timeout=TIMEOUT,
+                       msg="the SVC footer (16 maxima, 4 mm) is not shown")  # (folded: read its text, not what is displayed)
+    assert "Degrees of freedom = [1.0, 84.0]" in footer()
     no_console_errors(dash_duo)
