@@ -172,25 +172,25 @@ def cluster_panel() -> dbc.Card:
     # SPM12's columns and their order (spm_list('Table')); x y z, atlas label and direction after
     cols = [
         {"headerName": "set", "children": [
-            num("p_set", "p", 78, SET_P_FORMAT, "set-level p: P(Poisson(<c>) >= c) (spm_P(c,k,u))"),
-            num("c_set", "c", 52, SET_C_FORMAT, "number of clusters listed")]},
+            num("p_set", "p", 96, SET_P_FORMAT, "set-level p: P(Poisson(<c>) >= c) (spm_P(c,k,u))"),
+            num("c_set", "c", 70, SET_C_FORMAT, "number of clusters listed")]},
         {"headerName": "cluster", "children": [
-            num("p_fwe_cluster", "p FWE", 84, P_FORMAT, "cluster-level p, FWE-corrected (RFT)"),
-            num("p_fdr_cluster", "q FDR", 84, P_FORMAT, "cluster-level q, topological FDR over every cluster at the height threshold"),
-            num("k", "k", 62, None, "cluster size (voxels)"),
-            num("p_unc_cluster", "p unc", 84, P_FORMAT, "cluster-level p, uncorrected"),
+            num("p_fwe_cluster", "p FWE", 112, P_FORMAT, "cluster-level p, FWE-corrected (RFT)"),
+            num("p_fdr_cluster", "q FDR", 112, P_FORMAT, "cluster-level q, topological FDR over every cluster at the height threshold"),
+            num("k", "k", 76, None, "cluster size (voxels)"),
+            num("p_unc_cluster", "p unc", 112, P_FORMAT, "cluster-level p, uncorrected"),
         ]},
         {"headerName": "peak", "children": [
-            num("p_fwe_peak", "p FWE", 84, P_FORMAT, "peak-level p, FWE-corrected (RFT, Bonferroni-capped)"),
-            num("p_fdr_peak", "q FDR", 84, P_FORMAT, "peak-level q, topological FDR over every local maximum at the height threshold"),
-            num("peak_t", "T", 66, T_FORMAT, "T at the local maximum"),
-            num("z_score", "(Z)", 62, Z_FORMAT, "equivalent Z of SPM's p unc: Φ⁻¹(1 − p)"),
-            num("p_unc", "p unc", 84, P_FORMAT, "peak-level p, uncorrected, as SPM prints it (spm_P with R = 1)"),
+            num("p_fwe_peak", "p FWE", 112, P_FORMAT, "peak-level p, FWE-corrected (RFT, Bonferroni-capped)"),
+            num("p_fdr_peak", "q FDR", 112, P_FORMAT, "peak-level q, topological FDR over every local maximum at the height threshold"),
+            num("peak_t", "T", 80, T_FORMAT, "T at the local maximum"),
+            num("z_score", "(Z)", 84, Z_FORMAT, "equivalent Z of SPM's p unc: Φ⁻¹(1 − p)"),
+            num("p_unc", "p unc", 112, P_FORMAT, "peak-level p, uncorrected, as SPM prints it (spm_P with R = 1)"),
         ]},
-        {"field": "xyz", "headerName": "x y z (mm)", "width": 112, "sortable": False},
+        {"field": "xyz", "headerName": "x y z (mm)", "width": 130, "sortable": False},
         {"field": "label", "headerName": "Atlas label (AAL)", "flex": 1, "minWidth": 150, "tooltipField": "label"},
         {"field": "direction_label", "headerName": "Direction", "width": 150, "tooltipField": "direction_label"},
-        {"field": "cluster_id", "headerName": "#", "width": 56, "filter": "agNumberColumnFilter", "headerTooltip": "cluster number"},
+        {"field": "cluster_id", "headerName": "#", "width": 70, "filter": "agNumberColumnFilter", "headerTooltip": "cluster number"},
     ]
     grid = dag.AgGrid(
         id=ids.CLUSTER_TABLE,
