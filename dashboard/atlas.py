@@ -41,7 +41,7 @@ import gzip
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import nibabel as nib
@@ -170,7 +170,7 @@ def _maxprob_4d(path: Path, img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarra
     return arg, best
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> _Atlas:
     d = atlas_dir()
     path = d / f"atlas_{name}.nii.gz"

@@ -43,7 +43,7 @@ _COLD_HOT = ((255, 255, 255), (160, 255, 255), (58, 255, 255), (0, 225, 255), (0
 def cold_hot_colorscale() -> tuple[tuple[float, str], ...]:
     """nilearn's ``cold_hot`` colormap as a plotly colorscale (21 stops)."""
     stops = np.linspace(0, 1, len(_COLD_HOT))
-    return tuple((float(x), f"rgb({r},{g},{b})") for x, (r, g, b) in zip(stops, _COLD_HOT))
+    return tuple((float(x), f"rgb({r},{g},{b})") for x, (r, g, b) in zip(stops, _COLD_HOT, strict=True))
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +106,7 @@ class RasGrid:
 
     def index_of(self, xyz: tuple[float, float, float]) -> tuple[int, int, int]:
         """Nearest voxel of a world coordinate (clipped to the grid)."""
-        return tuple(int(np.clip(np.abs(axis - v).argmin(), 0, axis.size - 1)) for axis, v in zip((self.x, self.y, self.z), xyz))  # type: ignore[return-value]
+        return tuple(int(np.clip(np.abs(axis - v).argmin(), 0, axis.size - 1)) for axis, v in zip((self.x, self.y, self.z), xyz, strict=True))  # type: ignore[return-value]
 
 
 def to_ras(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, RasGrid]:
@@ -190,11 +190,11 @@ def outline_path(mask2d: np.ndarray, h: np.ndarray, v: np.ndarray) -> str:
     vv = np.concatenate([[v[0] - dv], v, [v[-1] + dv]])
     parts = []
     rows, cols = np.nonzero(m[:-1, :] != m[1:, :])  # boundary between row r and r+1
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=True):
         y = (vv[r] + vv[r + 1]) / 2
         parts.append(f"M{hh[c] - dh / 2:g},{y:g}H{hh[c] + dh / 2:g}")
     rows, cols = np.nonzero(m[:, :-1] != m[:, 1:])  # boundary between column c and c+1
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=True):
         x = (hh[c] + hh[c + 1]) / 2
         parts.append(f"M{x:g},{vv[r] - dv / 2:g}V{vv[r] + dv / 2:g}")
     return "".join(parts)
@@ -335,7 +335,7 @@ def outline_image(mask2d: np.ndarray, scale: int = OUTLINE_SCALE) -> str:
     m = np.kron(np.asarray(mask2d, bool), np.ones((scale, scale), bool))
     p = np.pad(m, 1)
     edge = m & ~(p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:])
-    rgba = np.zeros(m.shape + (4,), np.uint8)
+    rgba = np.zeros((*m.shape, 4), np.uint8)
     rgba[edge] = (138, 138, 138, 255)
     return png_uri(rgba)
 

@@ -8,8 +8,8 @@ is written with sorted keys, TSVs with fixed float formatting.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from dashboard.results import MASK_NAME, GROUP_DIR, TABLES_DIR, group_map_name, participant_image_name, sidecar_path
+from dashboard.results import GROUP_DIR, MASK_NAME, TABLES_DIR, group_map_name, participant_image_name, sidecar_path
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -39,6 +39,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import platform
@@ -302,7 +303,7 @@ def run_series(name, prepare, act, warmup: int, reps: int, ignore: str | None = 
     out = []
     for i in range(warmup + reps):
         ctx = prepare(i)
-        ms = ctx["page"].timed(lambda: act(ctx), ignore)
+        ms = ctx["page"].timed(functools.partial(act, ctx), ignore)
         if after is not None:
             after(ctx, i, ms)
         if i >= warmup:
@@ -420,11 +421,11 @@ def naive(runs: int) -> dict[str, list[float]]:
     import matplotlib
 
     matplotlib.use("Agg")
+    import warnings
+
     import matplotlib.pyplot as plt
     import nibabel as nib
     from nilearn import plotting
-
-    import warnings
 
     from dashboard.stats.thresholds import t_threshold
 

@@ -25,9 +25,8 @@ import dash
 from dash import Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.app import ids
+from dashboard.app import ids, views
 from dashboard.app import state as st
-from dashboard.app import views
 from dashboard.app.engine import Engine
 from dashboard.figures import empty_figure as figures_empty
 
@@ -74,7 +73,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         # the new state is built from them, not from the stored VIEW alone (which is
         # stale while another request is in flight).  Dash drops the response of a
         # superseded request, so what lands on the page is built from the latest controls.
-        by_id = dict(zip(INPUT_KINDS, values))
+        by_id = dict(zip(INPUT_KINDS, values, strict=True))
         new = views.state_from_controls(engine, state, {INPUT_KINDS[cid]: by_id[cid] for cid in CONTROL_IDS})
         if trigger is not None and trigger not in CONTROL_IDS and trigger in INPUT_KINDS:  # a click, a point, a subset
             try:
@@ -157,7 +156,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         """glass brain, 3 slices, hover values, status, point text, RENDERED_MAPS."""
         try:
             glass, slices, hover, status, point_text, new_rendered = views.draw_maps(engine, state, rendered)
-        except Exception as exc:  # noqa: BLE001 - say it on the page
+        except Exception as exc:  # say it on the page
             log.exception("draw_maps")
             return (no_update,) * 5 + (f"Cannot compute this view: {exc}", no_update, no_update)
         return glass, *slices, hover, status, point_text, new_rendered
@@ -172,7 +171,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         try:
             rows, note = views.table_rows(engine, state, with_rft=ready, pending=not ready)
             footer = views.table_footer(engine, state, with_rft=ready)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("table")
             return [], f"Cannot compute the cluster table: {exc}", "", key, None
         # no_update when nothing is pending: setting the store would fire estimate_rft
@@ -187,7 +186,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             return (no_update,) * 3
         try:
             fig, stats = views.draw_regression(engine, state, highlight)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("regression")
             return figures_empty(f"Cannot compute the regression: {exc}"), "", key
         return fig, stats, key
@@ -213,7 +212,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         try:
             rows, note = views.table_rows(engine, state, with_rft=True, pending=False)
             footer = views.table_footer(engine, state, with_rft=True)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("estimate_rft")
             return {"key": pending, "rows": None, "note": f"RFT p-values failed: {exc}", "footer": ""}
         return {"key": pending, "rows": rows, "note": note, "footer": footer}

@@ -94,7 +94,7 @@ def load_template(study: Study) -> np.ndarray | None:
         data = ndimage.affine_transform(src, m[:3, :3], offset=m[:3, 3], output_shape=tuple(study.shape), order=1, mode="constant",
                                         cval=0.0)
         data = np.nan_to_num(data.astype(np.float32))
-    except Exception:  # noqa: BLE001 - the views fall back to the mask
+    except Exception:  # the views fall back to the mask
         log.exception("MNI template unavailable; slices show the analysis mask")
         return None
     top = float(np.percentile(data[data > 0], 99.5)) if (data > 0).any() else 1.0
@@ -268,7 +268,7 @@ class Engine:
         if hit is not None:
             return hit
         if not with_rft:  # an RFT version is as good
-            hit = self._tables.get(key[:-1] + (True,))
+            hit = self._tables.get((*key[:-1], True))
             if hit is not None:
                 return hit
         with self.lock:
@@ -349,7 +349,7 @@ class Engine:
             for c in self.study.contrasts:
                 self.volume(c.id, state["model"], subset)
             self.table(state, with_rft=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("warm-up failed")
         release_memory()
 
@@ -365,7 +365,7 @@ class Engine:
         def read() -> None:
             try:
                 self.study.participant_data  # noqa: B018 - read once, cached on the study
-            except Exception:  # noqa: BLE001 - reported when a view needs them
+            except Exception:  # reported when a view needs them
                 log.exception("participant images")
             release_memory()
 

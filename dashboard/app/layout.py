@@ -136,7 +136,7 @@ def explore_tab(state: dict) -> html.Div:
             *[
                 dbc.Col(dbc.InputGroup([dbc.InputGroupText(name), dbc.Input(id=cid, type="number", step="any", debounce=True, value=v)], size="sm"),
                         width=2)
-                for name, cid, v in zip("xyz", (ids.POINT_X, ids.POINT_Y, ids.POINT_Z), state["point"])
+                for name, cid, v in zip("xyz", (ids.POINT_X, ids.POINT_Y, ids.POINT_Z), state["point"], strict=True)
             ],
             dbc.Col(html.Span(id=ids.POINT_TEXT, className="point-text"), className="text-end"),
         ],

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 from dash import Patch, no_update
 
-from dashboard.app import Settings, create_app, views
+from dashboard.app import Settings, create_app, ids, views
 from dashboard.app import state as st
 from dashboard.app.callbacks import INPUT_KINDS
 from dashboard.app.engine import Engine
-from dashboard.app import ids
 from dashboard.results import load_study
 from tests.conftest import SAMPLE
 

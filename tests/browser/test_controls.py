@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from dashboard.app import Settings, create_app, ids
-from tests.browser.helpers import TIMEOUT, choose_contrast, click_radio, set_input, start_sample, wait_rows, no_console_errors, wait_table_contains
+from tests.browser.helpers import (
+    TIMEOUT,
+    choose_contrast,
+    click_radio,
+    no_console_errors,
+    set_input,
+    start_sample,
+    wait_rows,
+    wait_table_contains,
+)
 from tests.studies import write_tiny_study
 
 pytestmark = pytest.mark.browser

@@ -8,8 +8,16 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
 from dashboard.app import Settings, create_app, ids
-from tests.browser.helpers import (TIMEOUT, click_graph, click_radio, click_table_row, no_console_errors, set_input, start_sample,
-                                   wait_table_contains)
+from tests.browser.helpers import (
+    TIMEOUT,
+    click_graph,
+    click_radio,
+    click_table_row,
+    no_console_errors,
+    set_input,
+    start_sample,
+    wait_table_contains,
+)
 from tests.studies import write_tiny_study
 
 pytestmark = pytest.mark.browser

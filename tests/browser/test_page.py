@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard.app import Settings, create_app
-from dashboard.app import ids
+from dashboard.app import Settings, create_app, ids
 
 pytestmark = pytest.mark.browser
 

@@ -10,10 +10,16 @@ import time
 
 import pytest
 
-from dashboard.app import ids
+from dashboard.app import ids, views
 from dashboard.app import state as st
-from dashboard.app import views
-from tests.browser.helpers import TIMEOUT, click_table_row, no_console_errors, set_input, start_sample, wait_table_contains
+from tests.browser.helpers import (
+    TIMEOUT,
+    click_table_row,
+    no_console_errors,
+    set_input,
+    start_sample,
+    wait_table_contains,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,19 @@ from selenium.webdriver.common.by import By
 
 from dashboard.app import ids
 from dashboard.app import state as st
-from tests.browser.helpers import (TIMEOUT, choose_contrast, click_graph, click_table_row, no_console_errors, set_input,
-                                   start_sample, table_text, wait_rows, js_click, wait_table_contains)
+from tests.browser.helpers import (
+    TIMEOUT,
+    choose_contrast,
+    click_graph,
+    click_table_row,
+    js_click,
+    no_console_errors,
+    set_input,
+    start_sample,
+    table_text,
+    wait_rows,
+    wait_table_contains,
+)
 
 pytestmark = pytest.mark.browser
 INTERACTION = "Cue reactivity reduced by N-AC (placebo > N-AC)"

@@ -57,7 +57,8 @@ def test_aal_nearest_neighbour_matches_raw_files():
 
     img = nib.load(A.atlas_dir() / "atlas_aal.nii.gz")
     data = np.asarray(img.dataobj)
-    names = dict(zip(pd.read_csv(A.atlas_dir() / "labels_aal.csv")["index"], pd.read_csv(A.atlas_dir() / "labels_aal.csv")["name"]))
+    labels = pd.read_csv(A.atlas_dir() / "labels_aal.csv")
+    names = dict(zip(labels["index"], labels["name"], strict=True))
     inv = np.linalg.inv(img.affine)
     rng = np.random.default_rng(7)
     pts = rng.uniform([-70, -100, -45], [70, 70, 75], size=(300, 3))

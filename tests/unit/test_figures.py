@@ -12,7 +12,7 @@ def test_fg001_cold_hot_constant_matches_nilearn():
     from nilearn.plotting import cm
 
     stops = np.linspace(0, 1, len(figures._COLD_HOT))
-    expected = [tuple(int(round(c * 255)) for c in cm.cold_hot(float(x))[:3]) for x in stops]
+    expected = [tuple(round(c * 255) for c in cm.cold_hot(float(x))[:3]) for x in stops]
     assert [tuple(c) for c in figures._COLD_HOT] == expected
 
 

@@ -22,7 +22,6 @@ import pytest
 
 from dashboard.cli import main
 from dashboard.results import StudyError, group_map_name, load_study, participant_image_name
-
 from tests.studies import write_tiny_study
 
 P_IMG = participant_image_name("sub-02", "placebo", "cocaine")
