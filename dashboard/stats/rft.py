@@ -694,13 +694,17 @@ def set_level_p(c: int, k_vox: float, u: float, smoothness: Smoothness) -> float
 
     ``spm_P(c,k,u,df,'T',R,1,S)`` (``spm_list``'s "set p"): ``1 - spm_Pcdf(c-1, (Ec+eps) p)``,
     the probability of ``c`` or more clusters under a Poisson number of clusters with
-    mean ``(Ec(u) + eps) P(n >= k)``; ``P(n >= k) = 1`` for ``k = 0``.
+    mean ``(Ec(u) + eps) P(n >= k)``; ``P(n >= k) = 1`` for ``k = 0``.  For one cluster
+    and ``k = 0`` SPM caps it with Bonferroni, ``min(S (1 - F_t(u)), 1)``, as a peak p.
     """
     if c < 1:
         return 1.0
     p, ec = _cluster_p(np.asarray([float(k_vox)]), u, smoothness)
     lam = (ec + _EPS) * float(p[0])
-    return float(stats.poisson.sf(c - 1, lam))
+    out = float(stats.poisson.sf(c - 1, lam))
+    if c == 1 and k_vox == 0:  # spm_P: "if c == 1 && k == 0", the Bonferroni cap as for a peak
+        out = min(out, float(min(smoothness.search_volume_vox * ec_densities_t(u, smoothness.df)[0], 1.0)))
+    return out
 
 
 def expected_ec_and_cluster_resels(u: float, smoothness: Smoothness) -> tuple[float, float]:
