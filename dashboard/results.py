@@ -192,7 +192,7 @@ class Study:
 
     def masked(self, volume: np.ndarray) -> np.ndarray:
         """In-brain voxels of a 3D volume as a vector (C order of ``np.nonzero(mask)``)."""
-        return volume[self.mask]
+        return np.asarray(volume[self.mask])
 
     def unmask(self, vector: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Vector of in-brain voxels back to a 3D volume, ``fill`` outside the mask."""
@@ -247,9 +247,21 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+def load_nifti(path: Path | str, *, mmap: bool = True) -> nib.Nifti1Image:
+    """``nib.load`` for the NIfTI files of a results folder (and the atlases).
+
+    ``nib.load`` is typed as returning any image format; this says which one (a
+    NIfTI-2 image is a :class:`nibabel.Nifti1Image` too) and refuses the others.
+    """
+    img = nib.load(str(path), mmap=mmap)
+    if not isinstance(img, nib.Nifti1Image):
+        raise TypeError(f"{path}: not a NIfTI image ({type(img).__name__})")
+    return img
+
+
 def _read_volume(path: Path) -> np.ndarray:
     """Read a 3D image (a 4D one with a single volume is squeezed) as float32."""
-    img = nib.load(str(path), mmap=True)
+    img = load_nifti(path)
     data = np.asarray(img.dataobj, dtype=np.float32)  # applies scl_slope/scl_inter
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -263,7 +275,7 @@ def _describe_read_error(exc: Exception) -> str:
     return f"cannot read image data ({type(exc).__name__}: {text})"
 
 
-def _read_json(path: Path, root: Path, problems: list[Problem], required: bool = True) -> dict | None:
+def _read_json(path: Path, root: Path, problems: list[Problem], required: bool = True) -> dict[str, Any] | None:
     if not path.exists():
         if required:
             problems.append(Problem(_rel(path, root), "missing"))
@@ -288,7 +300,7 @@ class _Header:
 def _read_header(path: Path, root: Path, problems: list[Problem]) -> _Header | None:
     """Header of an image, or None after recording why it cannot be used."""
     try:
-        img = nib.load(str(path), mmap=True)
+        img = load_nifti(path)
     except Exception as exc:  # noqa: BLE001
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         problems.append(Problem(_rel(path, root), f"not a readable NIfTI image ({text})"))
@@ -365,13 +377,13 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
         if not m:
             problems.append(Problem(_rel(path, root), "file name does not follow sub-<id>_ses-<ses>_task-<task>_contrast-<cue>_stat-effect_statmap.nii.gz"))
             continue
-        cond = cond_by_key.get((m["cue"], m["ses"]))
-        if cond is None and not conditions:
+        cond_id = cond_by_key.get((m["cue"], m["ses"]))
+        if cond_id is None and not conditions:
             continue  # design.json itself is missing or broken: reported once above
-        if cond is None:
+        if cond_id is None:
             problems.append(Problem(_rel(path, root), f"cue {m['cue']!r} in session {m['ses']!r} is not a condition of design.json"))
             continue
-        image_paths[(m["sub"], cond)] = path
+        image_paths[(m["sub"], cond_id)] = path
 
     if image_paths:
         ids_with_images = {pid for pid, _ in image_paths}
@@ -415,8 +427,7 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
         problems.append(Problem(".", "no group maps (group/*_statmap.nii.gz) and no participant images: nothing to show"))
 
     # -- grids ----------------------------------------------------------------------
-    mask_path = group_dir / MASK_NAME
-    mask_path = mask_path if mask_path.exists() else None
+    mask_path: Path | None = group_dir / MASK_NAME if (group_dir / MASK_NAME).exists() else None
     images = ([mask_path] if mask_path else []) + [gm.path for gm in group_maps.values()] + list(image_paths.values())
     reference: tuple[Path, _Header] | None = None
     bad: set[Path] = set()
@@ -463,7 +474,7 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     )
 
 
-def _parse_design(design: dict, problems: list[Problem]) -> tuple[tuple[Condition, ...], tuple[Contrast, ...]]:
+def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tuple[Condition, ...], tuple[Contrast, ...]]:
     if not design:
         return (), ()
     conditions: list[Condition] = []
@@ -491,7 +502,7 @@ def _parse_design(design: dict, problems: list[Problem]) -> tuple[tuple[Conditio
     return tuple(conditions), tuple(contrasts)
 
 
-def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict]:
+def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
     path = root / "participants.tsv"
     if not path.exists():
         return None, {}
@@ -522,7 +533,7 @@ def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFram
     return df, columns
 
 
-def _parse_sidecar(path: Path, contrast: str, side: dict, root: Path, problems: list[Problem]) -> GroupMap | None:
+def _parse_sidecar(path: Path, contrast: str, side: dict[str, Any], root: Path, problems: list[Problem]) -> GroupMap | None:
     rel = _rel(sidecar_path(path), root)
     df = side.get("DegreesOfFreedom")
     if df is None:

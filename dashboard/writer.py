@@ -8,7 +8,7 @@ is written with sorted keys, TSVs with fixed float formatting.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ def write_image(path: Path, data: np.ndarray, affine: np.ndarray, *, dtype: type
 
 
 @contextmanager
-def _compresslevel(level: int):
+def _compresslevel(level: int) -> Iterator[None]:
     """nibabel gzips at level 1 by default; the sample ships at 9 (smaller, same bytes
     every run: nibabel writes gzip headers with mtime 0)."""
     from nibabel.openers import Opener
