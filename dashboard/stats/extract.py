@@ -39,7 +39,7 @@ def first_eigenvariate(y: np.ndarray) -> np.ndarray:
         s1 = s[-1]
         v1 = y.T @ u1 / np.sqrt(s1)
     d = np.sign(v1.sum()) or 1.0
-    return d * u1 * np.sqrt(s1 / n)
+    return np.asarray(d * u1 * np.sqrt(s1 / n))
 
 
 def cluster_values(
@@ -67,7 +67,7 @@ def cluster_values(
     if voxel_index.size == 0:
         raise ValueError("the cluster has no voxels")
     if value == "mean":
-        return data[:, condition, :][:, voxel_index].astype(np.float64).mean(axis=1)
+        return np.asarray(data[:, condition, :][:, voxel_index].astype(np.float64).mean(axis=1))
     if value != "eigenvariate":
         raise ValueError(f"unknown value type {value!r}; choose one of {', '.join(VALUE_TYPES)}")
     n, n_cond, _ = data.shape

@@ -74,6 +74,7 @@ from dataclasses import dataclass
 from math import comb
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
 
 __all__ = ["RegressionResult", "lts_regression", "ols_regression"]
@@ -159,7 +160,7 @@ class RegressionResult:
 # --------------------------------------------------------------------------
 # input handling
 # --------------------------------------------------------------------------
-def _prepare(x, y, min_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _prepare(x: ArrayLike, y: ArrayLike, min_n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (x, y, used) with non-finite pairs dropped; validate."""
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
@@ -216,7 +217,7 @@ def _lts_cnp2_rew(n: int, alpha: float) -> float:
 def _consistency(k: float, n: int) -> float:
     """``1/sqrt(1 - (2n)/(k/q) * dnorm(q))``, ``q = qnorm((k+n)/(2n))``."""
     q = stats.norm.ppf((k + n) / (2 * n))
-    return 1.0 / np.sqrt(1 - (2 * n) / (k / q) * stats.norm.pdf(q))
+    return float(1.0 / np.sqrt(1 - (2 * n) / (k / q) * stats.norm.pdf(q)))
 
 
 def _rf_standardize(v: np.ndarray) -> np.ndarray:
@@ -231,7 +232,7 @@ def _rf_standardize(v: np.ndarray) -> np.ndarray:
                 "no valid subsample found in LTS (more than half of the x or y "
                 "values are (nearly) identical); R's ltsReg fails here too"
             )
-    return (v - med) / mad
+    return np.asarray((v - med) / mad)
 
 
 def _ls_rows(xs: np.ndarray, ys: np.ndarray, sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,7 +250,7 @@ def _ls_rows(xs: np.ndarray, ys: np.ndarray, sub: np.ndarray) -> tuple[np.ndarra
     return my - b1 * mx, b1
 
 
-def _h_smallest(b0: np.ndarray, b1: np.ndarray, xs: np.ndarray, ys: np.ndarray, h: int):
+def _h_smallest(b0: np.ndarray, b1: np.ndarray, xs: np.ndarray, ys: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted index sets of the h smallest |residuals| and the LTS objective."""
     absr = np.abs(ys[None, :] - b0[:, None] - b1[:, None] * xs[None, :])
     absr = np.where(np.isfinite(absr), absr, np.inf)
@@ -336,8 +337,8 @@ def _fast_lts_best(x: np.ndarray, y: np.ndarray, h: int) -> np.ndarray:
                     break
 
     # ---- stage 2: iterate C-steps to convergence from the stored fits ----
-    best_obj = None
-    best_sub = None
+    best_obj: float | None = None
+    best_sub: np.ndarray | None = None
     for a in stock_a:
         if a is None:
             break
@@ -346,8 +347,8 @@ def _fast_lts_best(x: np.ndarray, y: np.ndarray, h: int) -> np.ndarray:
         f_prev1 = 0.0  # fckwi
         for step in range(1, _MAX_CSTEPS + 1):
             b0, b1 = _ls_rows(xs, ys, sub)
-            sub_new, f = _h_smallest(b0, b1, xs, ys, h)
-            f = float(f[0])
+            sub_new, objs = _h_smallest(b0, b1, xs, ys, h)
+            f = float(objs[0])
             if step >= 2 and f == f_prev2:
                 break
             f_prev2, f_prev1 = f_prev1, f
@@ -370,7 +371,9 @@ def _ols_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return my - b1 * mx, b1
 
 
-def _weighted_summary(x, w, resid, fitted, b0, b1):
+def _weighted_summary(
+    x: np.ndarray, w: np.ndarray, resid: np.ndarray, fitted: np.ndarray, b0: float, b1: float
+) -> dict[str, float]:
     """summary.lts / summary.lm quantities for 0/1 (or general) weights."""
     n_eff = float(w.sum())
     rdf = n_eff - 2.0
@@ -401,7 +404,7 @@ def _weighted_summary(x, w, resid, fitted, b0, b1):
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
-def lts_regression(x, y, *, alpha: float = 0.5) -> RegressionResult:
+def lts_regression(x: ArrayLike, y: ArrayLike, *, alpha: float = 0.5) -> RegressionResult:
     """Least-trimmed-squares regression ``y ~ x`` as R ``robustbase::ltsReg``.
 
     Reproduces ``summary(ltsReg(y ~ x))`` with default settings (see the
@@ -487,7 +490,7 @@ def lts_regression(x, y, *, alpha: float = 0.5) -> RegressionResult:
     )
 
 
-def ols_regression(x, y) -> RegressionResult:
+def ols_regression(x: ArrayLike, y: ArrayLike) -> RegressionResult:
     """Ordinary least squares ``y ~ x`` (R ``summary(lm(y ~ x))`` conventions).
 
     Parameters

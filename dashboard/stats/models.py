@@ -96,7 +96,7 @@ class GroupFit:
             var_factor = float((c**2).sum() / n)
         se = np.sqrt(self.sigma2 * var_factor)  # type: ignore[operator]
         with np.errstate(divide="ignore", invalid="ignore"):
-            t = effect / se
+            t: np.ndarray = effect / se
         t[~np.isfinite(t)] = np.nan
         return t
 
@@ -112,7 +112,7 @@ class GroupFit:
                 raise ValueError("paired-model residuals depend on the contrast: pass its weights")
             c = self.contrast_vector(weights).astype(np.float32)
             d = np.tensordot(self.data, c, axes=([1], [0]))
-            return (d - d.mean(axis=0, keepdims=True)).astype(np.float32)
+            return np.asarray(d - d.mean(axis=0, keepdims=True), dtype=np.float32)
         res = self.data - self.cell_means.astype(np.float32)[None]
         if self.model == "subjects":
             res -= res.mean(axis=1, keepdims=True)
@@ -157,6 +157,6 @@ def _one_sample_t(data: np.ndarray, c: np.ndarray) -> np.ndarray:
         mean[lo : lo + _CHUNK] = d.mean(axis=0)
         sd[lo : lo + _CHUNK] = d.std(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = mean / (sd / np.sqrt(n))
+        t: np.ndarray = mean / (sd / np.sqrt(n))
     t[~np.isfinite(t)] = np.nan
     return t

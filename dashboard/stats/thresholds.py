@@ -26,7 +26,7 @@ def t_threshold(p_unc: float, df: float) -> float:
 
 def p_uncorrected(t: float | np.ndarray, df: float) -> np.ndarray:
     """One-sided uncorrected p of T values."""
-    return stats.t.sf(np.asarray(t, dtype=float), df)
+    return np.asarray(stats.t.sf(np.asarray(t, dtype=float), df))
 
 
 def z_from_t(t: float | np.ndarray, df: float) -> np.ndarray:
