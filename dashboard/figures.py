@@ -23,11 +23,17 @@ figures and reads in the browser (``assets/hover.js``).
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dashboard.stats.lts import RegressionResult
 
 VIEWS = ("sagittal", "coronal", "axial")  # projection along x, y, z
 
@@ -104,9 +110,10 @@ class RasGrid:
     y: np.ndarray
     z: np.ndarray
 
-    def index_of(self, xyz: tuple[float, float, float]) -> tuple[int, int, int]:
-        """Nearest voxel of a world coordinate (clipped to the grid)."""
-        return tuple(int(np.clip(np.abs(axis - v).argmin(), 0, axis.size - 1)) for axis, v in zip((self.x, self.y, self.z), xyz, strict=True))  # type: ignore[return-value]
+    def index_of(self, xyz: Sequence[float]) -> tuple[int, int, int]:
+        """Nearest voxel of a world coordinate (x, y, z; clipped to the grid)."""
+        i, j, k = (int(np.clip(np.abs(axis - v).argmin(), 0, axis.size - 1)) for axis, v in zip((self.x, self.y, self.z), xyz, strict=True))
+        return i, j, k
 
 
 def to_ras(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, RasGrid]:
@@ -131,8 +138,8 @@ def signed_mip(volume: np.ndarray, axis: int) -> np.ndarray:
     """Maximum-intensity projection of |value| keeping the sign (as nilearn's glass
     brain with ``plot_abs=False``); NaN where the ray holds no finite voxel."""
     with np.errstate(invalid="ignore"):
-        hi = np.fmax.reduce(volume, axis=axis)  # NaN-ignoring; NaN only when the whole ray is
-        lo = np.fmin.reduce(volume, axis=axis)
+        hi: np.ndarray = np.fmax.reduce(volume, axis=axis)  # NaN-ignoring; NaN only when the whole ray is
+        lo: np.ndarray = np.fmin.reduce(volume, axis=axis)
         return np.where(np.abs(lo) > np.abs(hi), lo, hi)
 
 
@@ -242,7 +249,7 @@ GLASS_TRACES = 1  # per panel: the click/hover capture heatmap; then one colour-
 
 
 def glass_brain_figure(
-    volumes: list[tuple[np.ndarray, str | None]] | np.ndarray,
+    volumes: Sequence[tuple[np.ndarray, str | None]] | np.ndarray,
     grid: RasGrid,
     *,
     threshold: float,
@@ -325,7 +332,7 @@ def glass_brain_figure(
     return {"data": data, "layout": layout}
 
 
-_OUTLINES: dict = {}
+_OUTLINES: dict[tuple[int, tuple[int, ...], int], tuple[np.ndarray, str]] = {}
 OUTLINE_SCALE = 3  # image pixels per voxel: ~ screen pixels per voxel of a glass-brain panel (1 px lines)
 
 
@@ -344,7 +351,7 @@ def _outline_cache(outline: np.ndarray, axis: int, h: np.ndarray, v: np.ndarray)
     key = (id(outline), outline.shape, axis)
     hit = _OUTLINES.get(key)
     if hit is None or hit[0] is not outline:
-        hit = _OUTLINES[key] = (outline, outline_image(outline.any(axis=axis).T))
+        hit = _OUTLINES[key] = (outline, outline_image(np.asarray(outline.any(axis=axis)).T))
     return hit[1]
 
 
@@ -363,18 +370,18 @@ def glass_shown(volume: np.ndarray, axis: int, threshold: float, direction: str 
     return png_uri(np.concatenate([rgb, (finite * 255).astype(np.uint8)[..., None]], axis=-1))
 
 
-def glass_marker(point, axis: int, n: int | None = None, radius: float = 5.0) -> dict[str, Any]:
+def glass_marker(point: Sequence[float] | None, axis: int, n: int | None = None, radius: float = 5.0) -> dict[str, Any]:
     """Circle shape around the point in the glass-brain panel of ``axis`` (axes n)."""
     n = axis + 1 if n is None else n
     suffix = str(n) if n > 1 else ""
     ha, va = VIEW_AXES[axis]
     visible = point is not None
-    x, y = (point[ha], point[va]) if visible else (0.0, 0.0)
+    x, y = (point[ha], point[va]) if point is not None else (0.0, 0.0)
     return {"type": "circle", "xref": f"x{suffix}", "yref": f"y{suffix}", "x0": x - radius, "x1": x + radius, "y0": y - radius,
             "y1": y + radius, "line": {"color": "#1b9e3e", "width": 2.5}, "visible": visible, "layer": "above"}
 
 
-def glass_click_to_point(click: dict, current: tuple[float, float, float], volume: np.ndarray | None, grid: RasGrid) -> tuple[float, float, float]:
+def glass_click_to_point(click: dict[str, Any], current: tuple[float, float, float], volume: np.ndarray | None, grid: RasGrid) -> tuple[float, float, float]:
     """The point a click on a glass-brain panel means: the clicked two coordinates and,
     along the projection ray, the voxel of max |T| of ``volume`` (shown values) when it
     holds one, else the current coordinate."""
@@ -384,13 +391,13 @@ def glass_click_to_point(click: dict, current: tuple[float, float, float], volum
     new = list(current)
     new[ha], new[va] = float(pt["x"]), float(pt["y"])
     if volume is not None:
-        idx = list(grid.index_of(tuple(new)))  # type: ignore[arg-type]
+        idx = grid.index_of(new)
         sl: list[Any] = [idx[0], idx[1], idx[2]]
         sl[axis] = slice(None)
         ray = volume[tuple(sl)]
         if np.isfinite(ray).any():
             new[axis] = float(_coords(grid, axis)[int(np.nanargmax(np.abs(ray)))])
-    return tuple(new)  # type: ignore[return-value]
+    return new[0], new[1], new[2]
 
 
 # ---------------------------------------------------------------------------------
@@ -402,7 +409,7 @@ SLICE_TRACES = ("capture",)  # + a colour-bar trace on the axial slice; template
 
 def take_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
     """2D slice through ``index`` along ``axis``; rows = the view's vertical axis."""
-    return np.take(volume, index, axis=axis).T
+    return np.asarray(np.take(volume, index, axis=axis)).T
 
 
 def slice_image(axis: int, index: int, *, template: np.ndarray, shown: np.ndarray, vmax: float) -> str:
@@ -486,18 +493,18 @@ def slice_figure(axis: int, image: str, grid: RasGrid, point: tuple[float, float
     return {"data": data, "layout": layout}
 
 
-def slice_click_to_point(axis: int, click: dict, current: tuple[float, float, float]) -> tuple[float, float, float]:
+def slice_click_to_point(axis: int, click: dict[str, Any], current: tuple[float, float, float]) -> tuple[float, float, float]:
     pt = click["points"][0]
     ha, va = VIEW_AXES[axis]
     new = list(current)
     new[ha], new[va] = float(pt["x"]), float(pt["y"])
-    return tuple(new)  # type: ignore[return-value]
+    return new[0], new[1], new[2]
 
 
 # ---------------------------------------------------------------------------------
 # regression scatter
 # ---------------------------------------------------------------------------------
-def regression_figure(frame, lts, ols, *, x_label: str, y_label: str, highlight: str | None = None, height: int = 440) -> dict[str, Any]:
+def regression_figure(frame: pd.DataFrame, lts: RegressionResult, ols: RegressionResult, *, x_label: str, y_label: str, highlight: str | None = None, height: int = 440) -> dict[str, Any]:
     """Per-participant values against a covariate: LTS-kept points filled, LTS
     down-weighted points as red x; LTS and OLS lines."""
     kept = frame[frame["weight"] > 0.5]
@@ -508,7 +515,7 @@ def regression_figure(frame, lts, ols, *, x_label: str, y_label: str, highlight:
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     pad = 0.04 * (hi - lo or 1.0)
     line_x = [lo - pad, hi + pad]
-    data = [
+    data: list[dict[str, Any]] = [
         {"type": "scatter", "mode": "markers", "name": "kept by LTS", "x": kept["covariate"].tolist(), "y": kept["value"].tolist(),
          "customdata": kept["participant_id"].tolist(), "hovertemplate": hover,
          "marker": {"size": 11, "color": "#1f77b4", "line": {"color": "white", "width": 1}}},
