@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 
 from dashboard import atlas
-from dashboard.results import Study, StudyError, Problem
+from dashboard.results import Problem, Study, StudyError
 from dashboard.stats import rft
-from dashboard.stats.spm_table import SPM_COLUMNS, Footer, spm_table
 from dashboard.stats.extract import ValueType, cluster_values
 from dashboard.stats.lts import RegressionResult, lts_regression, ols_regression
 from dashboard.stats.models import GroupFit, ModelName, fit_group_model
+from dashboard.stats.spm_table import SPM_COLUMNS, Footer, spm_table
 from dashboard.stats.thresholds import p_uncorrected, t_threshold
 
 Direction = Literal["pos", "neg"]
@@ -279,7 +279,9 @@ class Analysis:
                 raise ValueError(f"the small-volume mask has shape {svc_mask.shape}, the study grid is {self.study.shape}")
             if not (svc_mask & self.study.mask).any():
                 raise ValueError("the small-volume mask holds no in-brain voxel")
-        frames, labels, footers = [], {}, {}
+        frames: list[pd.DataFrame] = []
+        labels: dict[str, np.ndarray] = {}
+        footers: dict[str, Footer] = {}
         offset = 0
         for direction in directions:
             sign = 1.0 if direction == "pos" else -1.0
@@ -306,9 +308,8 @@ class Analysis:
 
     def cluster_voxels(self, table: ClusterTable, peak_mm: tuple[float, float, float]) -> tuple[np.ndarray, str]:
         """In-mask voxel indices of the listed cluster containing a coordinate."""
-        ijk = np.linalg.solve(self.study.affine, [*peak_mm, 1.0])[:3]
-        ijk = tuple(int(round(v)) for v in ijk)
-        if not all(0 <= i < s for i, s in zip(ijk, self.study.shape)):
+        ijk = tuple(int(np.rint(v)) for v in np.linalg.solve(self.study.affine, [*peak_mm, 1.0])[:3])
+        if not all(0 <= i < s for i, s in zip(ijk, self.study.shape, strict=False)):
             raise ValueError(f"({', '.join(f'{v:g}' for v in peak_mm)}) lies outside the image")
         for direction, lab in table.labels.items():
             value = lab[ijk]

@@ -7,16 +7,20 @@ Every command reads results folders read-only.  Errors are one line per problem,
 from __future__ import annotations
 
 import argparse
-import json
 import ipaddress
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dashboard.results import Study, StudyError, load_study
+
+if TYPE_CHECKING:  # (imported where used: the CLI starts without the statistics stack)
+    from dashboard.analysis import Analysis, Threshold
 
 EXIT_PROBLEMS = 2
 
@@ -99,12 +103,12 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["tsv", "json"], default="tsv")
 
 
-def _svc_mask(args: argparse.Namespace, study: Study):
+def _svc_mask(args: argparse.Namespace, study: Study) -> np.ndarray | None:
     """Small-volume ROI from --svc-mask (NIfTI on the study grid) or --svc-region."""
     if args.svc_mask:
-        import nibabel as nib
+        from dashboard.results import load_nifti
 
-        img = nib.load(args.svc_mask)
+        img = load_nifti(args.svc_mask)
         if tuple(img.shape[:3]) != study.shape or not np.allclose(img.affine, study.affine, atol=1e-3):
             raise ValueError(f"{args.svc_mask}: not on the study grid {'x'.join(map(str, study.shape))} (resample it first)")
         return np.asarray(img.dataobj).reshape(study.shape) > 0
@@ -115,7 +119,7 @@ def _svc_mask(args: argparse.Namespace, study: Study):
     return None
 
 
-def _threshold(args: argparse.Namespace):
+def _threshold(args: argparse.Namespace) -> Threshold:
     from dashboard.analysis import DEFAULT_P_UNC, Threshold
 
     if args.t is not None:
@@ -129,7 +133,7 @@ def _subset(args: argparse.Namespace) -> tuple[str, ...] | None:
     return tuple(p.strip() for p in args.participants.split(",") if p.strip()) if args.participants else None
 
 
-def _load_analysis(results: str):
+def _load_analysis(results: str) -> Analysis:
     from dashboard.analysis import Analysis
 
     return Analysis(load_study(results, check_data=False))
@@ -191,8 +195,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
         "value": args.value, "condition": args.condition, "covariate": args.covariate,
         "cluster_size": out.cluster_size, "cluster_peak": list(out.cluster_peak),
         "participants": [
-            {"participant_id": r.participant_id, "covariate": None if np.isnan(r.covariate) else r.covariate, "value": r.value, "weight": None if np.isnan(r.weight) else r.weight}
-            for r in out.participants.itertuples()
+            {"participant_id": pid, "covariate": None if np.isnan(cov) else cov, "value": value, "weight": None if np.isnan(w) else w}
+            for pid, cov, value, w in zip(out.participants["participant_id"], out.participants["covariate"].to_numpy(float),
+                                          out.participants["value"].to_numpy(float), out.participants["weight"].to_numpy(float), strict=True)
         ],
     }
     if args.format == "json":

@@ -192,7 +192,7 @@ def find_clusters(
     num = max_peaks_per_cluster
     rows: list[int] = []
     main: list[bool] = []
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=False):
         rows.append(s)
         main.append(True)
         if num == 1:

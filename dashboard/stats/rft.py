@@ -52,8 +52,9 @@ Smoothness -- ``spm_est_smoothness`` on the standardised residuals written by
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -145,7 +146,7 @@ class Smoothness:
     @property
     def fwhm_mm(self) -> tuple[float, float, float]:
         """FWHM in mm (``FWHM .* VOX``, as printed in ``spm_list``'s footer)."""
-        return tuple(f * v for f, v in zip(self.fwhm_vox, self.voxel_size_mm))  # type: ignore[return-value]
+        return tuple(f * v for f, v in zip(self.fwhm_vox, self.voxel_size_mm, strict=False))  # type: ignore[return-value]
 
     @property
     def resel_size_vox(self) -> float:
@@ -181,7 +182,7 @@ def ec_densities_t(t: float | ArrayLike, df: float) -> NDArray[np.float64]:
     if not v > 0:
         raise ValueError(f"df must be positive, got {df}")
     a = _FOUR_LN2
-    out = np.empty((4,) + t_arr.shape, dtype=float)
+    out = np.empty((4, *t_arr.shape), dtype=float)
     if math.isinf(v):
         b = np.exp(-(t_arr**2) / 2.0)
         out[0] = stats.norm.sf(t_arr)
@@ -189,11 +190,11 @@ def ec_densities_t(t: float | ArrayLike, df: float) -> NDArray[np.float64]:
         out[2] = a / (2 * math.pi) ** 1.5 * b * t_arr
         out[3] = a**1.5 / (2 * math.pi) ** 2 * b * (t_arr**2 - 1.0)
         return out
-    b = math.exp(special.gammaln((v + 1) / 2) - special.gammaln(v / 2))
+    b_t = math.exp(special.gammaln((v + 1) / 2) - special.gammaln(v / 2))
     c = (1.0 + t_arr**2 / v) ** ((1.0 - v) / 2.0)
     out[0] = stats.t.sf(t_arr, v)  # 1 - spm_Tcdf(t, v), without cancellation
     out[1] = math.sqrt(a) / (2 * math.pi) * c
-    out[2] = a / (2 * math.pi) ** 1.5 * c * t_arr / math.sqrt(v / 2.0) * b
+    out[2] = a / (2 * math.pi) ** 1.5 * c * t_arr / math.sqrt(v / 2.0) * b_t
     out[3] = a**1.5 / (2 * math.pi) ** 2 * c * ((v - 1.0) * t_arr**2 / v - 1.0)
     return out
 
@@ -759,7 +760,9 @@ def t_threshold_fwe(alpha: float, smoothness: Smoothness) -> float:
     if np.isfinite(u_rf):
         u_rf = newton(u_rf, 0)
     if not np.isfinite(u_rf):
-        f = lambda x: _p_rf_height(x, df, r)[0] - alpha  # noqa: E731
+        def f(x: float) -> float:
+            return _p_rf_height(x, df, r)[0] - alpha
+
         hi = max(u0, 1.0)
         while f(hi) > 0:
             hi *= 2

@@ -113,7 +113,7 @@ def brute_force_table(stat, affine, u, extent=10, num=3, dis=8.0, offsets=OFFSET
                 break
             ok = True
             for other in listed:
-                d = math.sqrt(sum((a - b) ** 2 for a, b in zip(xyz, other)))
+                d = math.sqrt(sum((a - b) ** 2 for a, b in zip(xyz, other, strict=False)))
                 if (d <= dis) if strict_distance else (d < dis):
                     ok = False
                     break

@@ -96,7 +96,7 @@ def test_rho0_is_t_tail_probability(df):
     assert rho.shape == (4, T_GRID.size)
     np.testing.assert_allclose(rho[0], stats.t.sf(T_GRID, df), rtol=1e-12)
     # independent: integrate the t density numerically
-    for t, r0 in zip(T_GRID, rho[0]):
+    for t, r0 in zip(T_GRID, rho[0], strict=False):
         val, _ = integrate.quad(lambda x: stats.t.pdf(x, df), t, np.inf, epsabs=0, epsrel=1e-12)
         assert r0 == pytest.approx(val, rel=1e-8)
 
@@ -221,11 +221,11 @@ def _reference_smoothness(residuals, mask, df):
     n = residuals.shape[0]
     ress = np.sum(residuals**2, axis=0)
     std = residuals / np.sqrt(ress / df)
-    vols = np.full((n,) + mask.shape, np.nan)
+    vols = np.full((n, *mask.shape), np.nan)
     vols[:, mask] = std
     X, Y, Z = mask.shape
     rpv, rx_all, ri_all = [], [], []
-    for x, y, z in zip(*np.nonzero(mask)):
+    for x, y, z in zip(*np.nonzero(mask), strict=False):
         xp, yp, zp = min(x + 1, X - 1), min(y + 1, Y - 1), min(z + 1, Z - 1)
         corners = [vols[:, i, j, k] for i in (x, xp) for j in (y, yp) for k in (z, zp)]
         if not all(np.all(np.isfinite(c)) for c in corners):
@@ -256,7 +256,7 @@ def test_estimate_smoothness_matches_loop_reference_with_spm_edge_rule():
     mask[6, 5, 4] = False  # corner of the array
     mask[3, 3, 2] = False  # interior hole
     n = 8
-    field = ndimage.gaussian_filter(rng.standard_normal((n,) + shape), (0, 1.2, 1.2, 1.2))
+    field = ndimage.gaussian_filter(rng.standard_normal((n, *shape)), (0, 1.2, 1.2, 1.2))
     resid = field[:, mask] - field[:, mask].mean(axis=0)
     fwhm_ref, rpv_ref = _reference_smoothness(resid, mask, df=n - 1)
     s = rft.estimate_smoothness(resid, mask, df=n - 1, voxel_size_mm=(3, 3, 3))

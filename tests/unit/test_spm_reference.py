@@ -79,9 +79,9 @@ def test_sr001_table_and_footer_are_spms(case, maps):
     res = spm_table(vol, affine, u, k, smooth, df=df, svc_mask=svc_mask, analysis_mask=mask)
     rows = ref["TabDat"]["dat"]
     assert len(res.table) == len(rows), f"{len(res.table)} rows, SPM {len(rows)}"
-    for i, (got, want) in enumerate(zip(res.table.to_dict("records"), rows)):
+    for i, (got, want) in enumerate(zip(res.table.to_dict("records"), rows, strict=False)):
         assert [got["x"], got["y"], got["z"]] == [float(v) for v in want[11]], f"row {i}"
-        for col, value in zip(COLUMNS, want[:11]):
+        for col, value in zip(COLUMNS, want[:11], strict=False):
             expected = _num(value)
             if expected is None:
                 if col in ("p_set", "c_set"):
@@ -110,7 +110,7 @@ def test_sr001_table_and_footer_are_spms(case, maps):
     uc = [_num(v) for v in ref["uc"]]
     ours = [footer.fwe_p_height, footer.fdr_p_height, footer.fwe_c_extent, footer.fdr_c_extent]
     assert ours[0] == pytest.approx(uc[0], abs=1e-5)
-    for a, b in zip(ours[1:], uc[1:]):
+    for a, b in zip(ours[1:], uc[1:], strict=False):
         assert (math.isinf(a) and math.isinf(b)) or a == pytest.approx(b, rel=1e-6), (ours, uc)
     assert footer.volume_voxels == ftr["Volume"][1] and footer.volume_resels == pytest.approx(ftr["Volume"][2], rel=1e-6)
     fwhm = next(vals for fmt, vals in ref["TabDat"]["ftr"] if fmt.startswith("FWHM"))

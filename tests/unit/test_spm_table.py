@@ -124,8 +124,8 @@ def test_st006_excursion_maxima_match_brute_force():
             continue
         neigh = []
         for d in offsets:
-            n = tuple(a + b for a, b in zip(ijk, d))
-            if all(0 <= a < s for a, s in zip(n, vol.shape)):
+            n = tuple(a + b for a, b in zip(ijk, d, strict=False))
+            if all(0 <= a < s for a, s in zip(n, vol.shape, strict=False)):
                 w = vol[n]
                 neigh.append(w if w >= u else 0.0)  # spm_get_lm: voxels outside the set are 0
         if all(v >= w for w in neigh):
