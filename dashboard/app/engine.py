@@ -25,12 +25,21 @@ import numpy as np
 import pandas as pd
 
 from dashboard import figures
-from dashboard.results import Study
+from dashboard.results import Study, load_nifti
 
 if TYPE_CHECKING:  # the statistics stack (scipy.stats: ~0.7 s of imports) loads in the warm-up thread
-    from dashboard.analysis import Analysis, RegressionOutcome, Threshold
+    from dashboard.analysis import Analysis, Direction, RegressionOutcome, Threshold
 
 log = logging.getLogger(__name__)
+
+
+def _directions(direction: str) -> tuple[Direction, ...]:
+    """The signs of T a view's direction asks for: "pos", "neg", else both."""
+    if direction == "pos":
+        return ("pos",)
+    if direction == "neg":
+        return ("neg",)
+    return ("pos", "neg")
 
 
 class _LRU:
@@ -82,13 +91,12 @@ def load_template(study: Study) -> np.ndarray | None:
     """MNI152 template (the 1 mm T1 that ships with nilearn) resampled to the study grid
     (trilinear), as RAS uint8 (0-255); None when it cannot be found or read."""
     try:
-        import nibabel as nib
         from scipy import ndimage
 
         path = _template_file()
         if path is None:
             raise FileNotFoundError(MNI_T1_FILE)
-        img = nib.load(str(path))
+        img = load_nifti(path)
         src = np.asarray(img.dataobj, dtype=np.float32)
         m = np.linalg.inv(img.affine) @ np.asarray(study.affine, float)  # study voxel -> template voxel
         data = ndimage.affine_transform(src, m[:3, :3], offset=m[:3, 3], output_shape=tuple(study.shape), order=1, mode="constant",
@@ -260,7 +268,7 @@ class Engine:
     def table(self, state: dict, *, with_rft: bool) -> TableResult:
         contrast, model = state["contrast"], self._model(state["model"])
         subset = self.subset(state["participants"])
-        directions = {"pos": ("pos",), "neg": ("neg",)}.get(state["direction"], ("pos", "neg"))
+        directions = _directions(state["direction"])
         threshold = self.threshold(state)
         svc = tuple(state.get("svc") or ())
         key = (contrast, model, subset, directions, threshold, int(state["k"]), svc, with_rft)
@@ -325,7 +333,7 @@ class Engine:
     def regression(self, state: dict) -> RegressionOutcome:
         cluster = state["cluster"]
         subset = self.subset(state["participants"])
-        directions = {"pos": ("pos",), "neg": ("neg",)}.get(state["direction"], ("pos", "neg"))
+        directions = _directions(state["direction"])
         key = (state["contrast"], state["model"], subset, directions, self.threshold(state), int(state["k"]),
                tuple(state.get("svc") or ()), tuple(cluster["peak"]), state["condition"], state["covariate"], state["value"])
         hit = self._regressions.get(key)

@@ -17,7 +17,7 @@ from dashboard.stats.models import model_df
 
 # No cloud: no "send to Chart Studio"/"edit in Chart Studio" buttons, no link, no server
 # URL (nothing leaves the machine); the camera button saves a PNG locally.
-GRAPH_CONFIG = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False, "showLink": False,
+GRAPH_CONFIG: dcc.Graph.Config = {"displaylogo": False, "showSendToCloud": False, "showEditInChartStudio": False, "showLink": False,
                 "plotlyServerURL": "", "modeBarButtonsToRemove": ["lasso2d", "select2d", "autoScale2d", "sendDataToCloud"],
                 "toImageButtonOptions": {"scale": 2}}
 NO_IMAGES = "Needs participant images; this results folder has group maps only, so the stored (published) model is shown."
@@ -113,7 +113,7 @@ def controls(study: Study, state: dict) -> dbc.Card:
                 dcc.Loading(html.Div(id=ids.STATUS, className="status-line"), delay_show=400, show_initially=False,
                             overlay_style={"visibility": "visible", "opacity": 0.55},
                             custom_spinner=html.Div([dbc.Spinner(size="sm"), " Computing…"], className="busy-note"),
-                            target_components={ids.STATUS: "children"}),
+                            target_components={ids.STATUS: "children"}),  # type: ignore[arg-type]  # Dash types it as an empty TypedDict
             ]
         ),
         className="mb-3",

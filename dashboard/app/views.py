@@ -232,6 +232,9 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     def slice_hover(axis: int) -> dict:
         return figures.slice_hover(axis, index[axis], vol, engine.grid)
 
+    glass: Any  # each view: the whole figure, a Patch of it, or no_update
+    hover: Any
+    slices: list[Any]
     if full:
         glass = figures.glass_brain_figure(shown, engine.grid, threshold=height, vmax=vmax, direction=state["direction"],
                                            outline=engine.mask, point=point, custom_hover=True)
@@ -289,6 +292,8 @@ def draw_compare(engine: Engine, state: dict):
     for c in engine.study.contrasts:
         _, df = engine.volume(c.id, state["model"], subset)
         vols.append((engine.shown(dict(state, contrast=c.id)), c.label))
+    if df is None:
+        raise ValueError("the study defines no contrast")
     height = engine.height(state, df)
     vmax = _vmax(engine, state)
     fig = figures.glass_brain_figure(vols, engine.grid, threshold=height, vmax=vmax, direction=state["direction"], outline=engine.mask,
@@ -307,7 +312,7 @@ def table_rows(engine: Engine, state: dict, *, with_rft: bool, pending: bool) ->
     labels = direction_labels(engine.study, state["contrast"])
     rows = []
     for i, rec in enumerate(frame.to_dict("records")):
-        row = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
+        row: dict[str, Any] = {str(k): (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()}
         for key in ("cluster_id", "k"):
             row[key] = int(row[key])
         if row.get("c_set") is not None:
