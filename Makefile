@@ -7,11 +7,12 @@ PORT   ?= 8050
 RESULTS ?= sample_results
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast bench bench-ui screenshots sample clean help
+.PHONY: run lint test test-fast bench bench-ui screenshots sample clean help
 
 help:
 	@echo "make run    - create/refresh .venv and serve the app on $(RESULTS) at http://$(HOST):$(PORT)"
-	@echo "make test   - create/refresh .venv with test extras and run the whole suite"
+	@echo "make lint   - ruff check and mypy (configured in pyproject.toml)"
+	@echo "make test   - create/refresh .venv with test extras, run lint, then the whole suite"
 	@echo "make bench  - benchmark the statistics core; make bench-ui - the app in headless Chromium"
 	@echo "make screenshots - regenerate docs/img/*.png from the running app"
 
@@ -31,7 +32,12 @@ $(BIN)/.installed-test: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/cue-dashboard serve $(RESULTS) --host $(HOST) --port $(PORT)
 
-test: $(BIN)/.installed-test
+# Static checks (settings in pyproject.toml: [tool.ruff], [tool.mypy]); `make test` runs them first.
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest --headless $(PYTEST_ARGS)
 
 test-fast: $(BIN)/.installed-test
