@@ -3,7 +3,7 @@
 The sample imitates the *published summary statistics* of the N-AC cue-reactivity
 study (``dashboard/data/*.tsv``, copied from the study's shared folder); it is not
 participant data.  Everything is drawn from one seeded ``numpy`` generator, so the same
-seed gives byte-identical files.
+seed gives the same files (see the end of this docstring for other machines).
 
 How the images are built (all on SPM's 2 mm MNI grid, 79 x 95 x 79, LAS, where every
 even MNI coordinate is a voxel centre):
@@ -26,30 +26,38 @@ even MNI coordinate is a voxel centre):
 4. Large noise-only clusters are damped until no unplanned cluster exceeds 30 voxels.
 5. Images are quantised (int16, step 0.01) and the group T maps are computed from the
    quantised images with :func:`dashboard.stats.models.fit_group_model`, so recomputing
-   them from the stored images reproduces the stored maps.
+   them from the stored images reproduces the stored maps (to half of ``T_QUANTUM``).
+
+What is written is quantised, so that another machine, whose BLAS or summation order
+changes the last bits of a model fit, writes the same bytes: participant images on the
+int16 grid ``QUANTUM``, group T maps rounded to ``T_QUANTUM`` before the float32 cast,
+smoothness sidecar values to 6 significant digits, participant variables to a few
+decimals.  Residual risk: a value within the cross-platform noise (about 1e-14) of a
+rounding midpoint can still land on the neighbouring grid point, i.e. one step off;
+``test_sm012`` therefore compares what comes out of floating-point arithmetic with a
+tolerance of one step, and the rest byte for byte.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
 from dashboard.design import CONDITIONS, CONTRASTS, cue_design
+from dashboard.results import load_study
 from dashboard.stats.clusters import find_clusters
 from dashboard.stats.extract import cluster_values
 from dashboard.stats.lts import lts_regression
 from dashboard.stats.models import fit_group_model
 from dashboard.stats.rft import estimate_smoothness, smoothness_to_sidecar
 from dashboard.stats.thresholds import t_threshold
-from dashboard.results import load_study
 from dashboard.writer import write_group_maps, write_results_folder
 
 DEFAULT_SEED = 20181204
@@ -61,6 +69,19 @@ DF_CELLS = N_PARTICIPANTS * 4 - 4  # 84
 P_UNC = 0.001
 EXTENT = 10
 QUANTUM = 0.01  # storage step of participant images (int16; noise SD is about 1)
+# Storage step of the group T maps.  The float64 T of a model fit differs between
+# machines in the last bits (3.6e-15 seen, from BLAS / summation order), which a float32
+# cast can carry into the written bytes.  Rounding to 1e-4 first puts every stored value
+# on a grid ten orders of magnitude coarser than that noise, yet far finer than anything
+# published or tested: published T have 2 decimals and are matched to +-0.15, the
+# p < 0.001 height is 3.19 (a voxel within 5e-5 of it is the only one whose cluster
+# membership the rounding can change), and float32 resolves the grid (ulp <= 1e-6 for
+# |T| < 16).  Recomputing a map from the stored images gives the stored one to within
+# T_QUANTUM / 2 (+ float32 rounding).  Residual risk: a T within ~1e-14 of a rounding
+# midpoint (k + 1/2) * 1e-4 can round the other way on another machine, one step off;
+# for the 3 x 235366 stored values that is about a 1e-4 chance per run; test_sm012 allows it.
+T_DECIMALS = 4
+T_QUANTUM = 10.0**-T_DECIMALS
 MAX_UNPLANNED_K = 30
 HEADLINE = {"peak": (14, 64, 14), "intercept": -0.44, "slope": 0.13, "r_squared": 0.42}
 # The published R^2 0.42 and p < 0.001 cannot both hold for the LTS summary once a
@@ -207,7 +228,6 @@ def make_participants(rng: np.random.Generator) -> SampleParticipants:
 
     # headline: designed cocaine-under-placebo cluster values (before calibration)
     outliers = np.argsort(duration)[-1:]  # the longest user: off the line
-    inl = np.setdiff1d(np.arange(n), outliers)
     values = _headline_values(rng, duration, outliers)
 
     # OCCUS and craving: unrelated to the cluster values by design (as published)
@@ -238,7 +258,7 @@ def make_participants(rng: np.random.Generator) -> SampleParticipants:
             "cocaine_cumulative_grams": cumulative,
         }
     )
-    for name, unit, mean, sd, users in [
+    for name, _unit, mean, sd, users in [
         ("alcohol_grams_per_week", "g/week", 310.65, 581.97, 17),
         ("cigarettes_per_week", "count/week", 97.91, 72.97, 19),
         ("cannabis_grams_per_week", "g/week", 1.96, 5.96, 6),
@@ -589,7 +609,8 @@ def group_maps_from_images(data: np.ndarray, mask: np.ndarray, voxel_size: tuple
     out = {}
     for c in CONTRASTS:
         t = np.full(mask.shape, np.nan, np.float32)
-        t[mask] = fit.t_map(c["weights"])
+        # round in float64, then cast: platform-independent bytes (see T_QUANTUM)
+        t[mask] = quantise_t(fit.t_map(c["weights"]))
         sidecar = {
             "StatisticType": "T",
             "DegreesOfFreedom": fit.df,
@@ -601,6 +622,15 @@ def group_maps_from_images(data: np.ndarray, mask: np.ndarray, voxel_size: tuple
         }
         out[c["id"]] = (t, sidecar)
     return out
+
+
+def quantise_t(t: np.ndarray) -> np.ndarray:
+    """T values (float64) on the ``T_QUANTUM`` grid, still float64 (the caller casts).
+
+    ``+ 0.0`` turns -0.0 (a T in [-5e-5, 0)) into 0.0, so that a T of about 0 whose
+    sign is noise cannot change the bytes either.
+    """
+    return np.round(np.asarray(t, np.float64), T_DECIMALS) + 0.0
 
 
 def _rounded(obj: Any, digits: int = 6) -> Any:
