@@ -506,7 +506,7 @@ def _flat_index(mask: np.ndarray) -> np.ndarray:
 
 def _vox_of(xyz: tuple[int, int, int]) -> tuple[int, int, int]:
     ijk = np.linalg.solve(SPM_AFFINE, [*xyz, 1.0])[:3]
-    return tuple(int(round(v)) for v in ijk)  # type: ignore[return-value]
+    return tuple(int(np.rint(v)) for v in ijk)  # type: ignore[return-value]
 
 
 def make_images(rng: np.random.Generator, parts: SampleParticipants, *, mask: np.ndarray | None = None, iterations: int = 8, verbose: bool = False) -> SampleImages:
