@@ -44,7 +44,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -83,7 +83,14 @@ QUANTUM = 0.01  # storage step of participant images (int16; noise SD is about 1
 T_DECIMALS = 4
 T_QUANTUM = 10.0**-T_DECIMALS
 MAX_UNPLANNED_K = 30
-HEADLINE = {"peak": (14, 64, 14), "intercept": -0.44, "slope": 0.13, "r_squared": 0.42}
+class _Headline(TypedDict):
+    peak: tuple[int, int, int]
+    intercept: float
+    slope: float
+    r_squared: float
+
+
+HEADLINE: _Headline = {"peak": (14, 64, 14), "intercept": -0.44, "slope": 0.13, "r_squared": 0.42}
 # The published R^2 0.42 and p < 0.001 cannot both hold for the LTS summary once a
 # participant is down-weighted (n_eff 21, df 19: p < 0.001 needs R^2 >= 0.4425), so the
 # sample aims at R^2 0.4465: inside the published value's rounding-and-reading margin
@@ -136,13 +143,13 @@ def _match_moments(raw: np.ndarray, mean: float, sd: float, lo: float | None = N
     z = (raw - raw.mean()) / raw.std(ddof=1)
     out = mean + sd * z
     if lo is None or out.min() >= lo:
-        return out
+        return np.asarray(out, dtype=float)
     r = raw - raw.min()
     r = r / r.max()
 
     def cv(g: float) -> float:
         x = r**g
-        return x.std(ddof=1) / x.mean()
+        return float(x.std(ddof=1) / x.mean())
 
     target = sd / (mean - lo)
     g_lo, g_hi = 0.05, 20.0
@@ -153,7 +160,7 @@ def _match_moments(raw: np.ndarray, mean: float, sd: float, lo: float | None = N
         else:
             g_hi = g
     x = r**g
-    return lo + x * (mean - lo) / x.mean()
+    return np.asarray(lo + x * (mean - lo) / x.mean(), dtype=float)
 
 
 def _fixed_extremes(rng: np.random.Generator, n: int, mean: float, sd: float, lo: float, hi: float, skew: bool) -> np.ndarray:
@@ -198,7 +205,7 @@ def _orthogonal_noise(rng: np.random.Generator, against: list[np.ndarray], n: in
     x = np.column_stack([np.ones(n), *against])
     z = rng.normal(size=n)
     z = z - x @ np.linalg.lstsq(x, z, rcond=None)[0]
-    return z / z.std(ddof=1)
+    return np.asarray(z / z.std(ddof=1), dtype=float)
 
 
 @dataclass
@@ -308,7 +315,7 @@ def _headline_values(rng: np.random.Generator, duration: np.ndarray, outliers: n
             and abs(fit.slope - HEADLINE["slope"]) < 1e-6
             and abs(fit.r_squared - DESIGN_R_SQUARED) < 1e-6
         ):
-            return values
+            return np.asarray(values, dtype=float)
     raise RuntimeError("no residual arrangement reproduced the designed LTS fit")
 
 
@@ -369,12 +376,13 @@ def planted_clusters() -> list[PlantedCluster]:
     """
     pub = pd.read_csv(data_file("published_clusters.tsv"), sep="\t", keep_default_na=False)
     out = []
-    for row in pub.itertuples():
-        contrast, sign = _PUBLISHED_KEY[row.contrast]
-        t = float(row.T)
-        if "inconsistent" in str(row.note):
-            t = float(stats.t.isf(stats.norm.sf(float(row.Z)), DF_CELLS))
-        out.append(PlantedCluster(contrast, sign, (int(row.x), int(row.y), int(row.z)), row.region, row.hemisphere, t, int(row.k), "published", float(row.T), float(row.Z)))
+    for row in pub.to_dict("records"):  # (values are str/int/float: read from a TSV)
+        contrast, sign = _PUBLISHED_KEY[str(row["contrast"])]
+        t = float(row["T"])
+        if "inconsistent" in str(row["note"]):
+            t = float(stats.t.isf(stats.norm.sf(float(row["Z"])), DF_CELLS))
+        out.append(PlantedCluster(contrast, sign, (int(row["x"]), int(row["y"]), int(row["z"])), str(row["region"]), str(row["hemisphere"]), t,
+                                  int(row["k"]), "published", float(row["T"]), float(row["Z"])))
     for xyz, region, hemi, k, t in _ILLUSTRATIVE:
         out.append(PlantedCluster("placebo", 1, xyz, region, hemi, t, k, "illustrative"))
     out.append(PlantedCluster("placebo", 1, HEADLINE["peak"], "Superior frontal gyrus (anterior)", "R", 3.9, 40, "illustrative", shadow=False))
@@ -407,7 +415,7 @@ def _smooth_noise(rng: np.random.Generator, n: int, mask: np.ndarray, fwhm_mm: f
 def _mm_grid(mask: np.ndarray) -> np.ndarray:
     """MNI mm coordinates of the in-mask voxels, ``(n_vox, 3)``."""
     ijk = np.column_stack(np.nonzero(mask))
-    return ijk @ SPM_AFFINE[:3, :3].T + SPM_AFFINE[:3, 3]
+    return np.asarray(ijk @ SPM_AFFINE[:3, :3].T + SPM_AFFINE[:3, 3], dtype=float)
 
 
 Sigma = tuple[float, float, float]
@@ -416,7 +424,7 @@ Sigma = tuple[float, float, float]
 def _blob(coords: np.ndarray, xyz: tuple[int, int, int], sigma_mm: Sigma | float) -> np.ndarray:
     """Gaussian bump (peak 1) with per-axis widths in mm."""
     d = (coords - np.asarray(xyz, float)) / np.asarray(sigma_mm, float)
-    return np.exp(-0.5 * (d**2).sum(axis=1))
+    return np.asarray(np.exp(-0.5 * (d**2).sum(axis=1)), dtype=float)
 
 
 _ASPECTS = [(a, b, 1.0 / (a * b)) for a in (0.8, 0.9, 1.0, 1.1, 1.25) for b in (0.8, 0.9, 1.0, 1.1, 1.25)]
@@ -547,6 +555,7 @@ def make_images(rng: np.random.Generator, parts: SampleParticipants, *, mask: np
     for it in range(iterations):
         data = base + (p[:, :, None] * h[None, None, :]).astype(np.float32)
         fit = fit_group_model(data, COND_IDS, "cells")
+        assert fit.sigma2 is not None  # the cells model always has a pooled variance
         se = np.sqrt(fit.sigma2 * 2.0 / n)
         target, w = _target_fields(planted, sigmas, amps, coords, u)
         # exact targets go into the neutral cells, so cocaine-cue rows keep the design
