@@ -86,7 +86,10 @@ def main() -> int:
         driver.find_element(By.CSS_SELECTOR, f"#{ids.CONTRAST} input[value='interaction']").click()
         wait_text(driver, f"#{ids.CLUSTER_TABLE}", "Frontal_Sup_Medial_R")
         settle(driver)
-        driver.find_element(By.CSS_SELECTOR, f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell[col-id='peak_t']").click()
+        cell = driver.find_element(By.CSS_SELECTOR, f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell[col-id='peak_t']")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)  # below the fold at 1080 px
+        time.sleep(0.3)
+        cell.click()
         wait_text(driver, f"#{ids.REG_STATS}", "0.13")
         settle(driver)
         driver.execute_script("window.scrollTo(0, 0)")
