@@ -14,9 +14,14 @@
   }
   window.dash_clientside = Object.assign({}, window.dash_clientside);
   window.dash_clientside.cue = Object.assign({}, window.dash_clientside.cue, {
-    inputProblem: function (kind, value) {
-      const why = problem(kind, value);
-      return [why !== "", why];
+    // [invalid, reason] of each typed threshold
+    pProblem: function (value) { const why = problem("p_unc", value); return [why !== "", why]; },
+    tProblem: function (value) { const why = problem("t", value); return [why !== "", why]; },
+    kProblem: function (value) { const why = problem("k", value); return [why !== "", why]; },
+    // the T a switch from p to T starts at: the height now shown, to two decimals
+    tStart: function (useT, rendered) {
+      const h = rendered && rendered.height;
+      return (useT && Number.isFinite(h)) ? Math.round(h * 100) / 100 : window.dash_clientside.no_update;
     },
   });
 })();

@@ -22,7 +22,7 @@ import json
 import logging
 
 import dash
-from dash import Input, Output, State, ctx, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.app import ids, views
@@ -130,26 +130,27 @@ def register(app: dash.Dash, engine: Engine) -> None:
     )
 
     # typed thresholds: marked invalid, with the reason, in the browser at once
-    for cid, kind in ((ids.P_UNC, "p_unc"), (ids.T_VALUE, "t"), (ids.EXTENT, "k")):
+    # (assets/validate.js; the functions are named, no code is built from values)
+    for cid, function in ((ids.P_UNC, "pProblem"), (ids.T_VALUE, "tProblem"), (ids.EXTENT, "kProblem")):
         app.clientside_callback(
-            f"function(v) {{ return window.dash_clientside.cue.inputProblem({json.dumps(kind)}, v); }}",
+            ClientsideFunction(namespace="cue", function_name=function),
             Output(cid, "invalid"), Output(ids.feedback(cid), "children"),
             Input(cid, "value"),
         )
 
     # which threshold input is active: in the browser, at once
-    # and switching from p to T keeps the threshold: T starts at the height now shown
-    # (to SPM's two decimals), set here before any request so nothing typed is overwritten
     app.clientside_callback(
-        """function(useT, rendered, t) {
-            const ctx = window.dash_clientside.callback_context;
-            const switched = ctx.triggered.length && ctx.triggered[0].prop_id.startsWith(%s);
-            const h = rendered && rendered.height;
-            const tNew = (useT && switched && Number.isFinite(h)) ? Math.round(h * 100) / 100 : window.dash_clientside.no_update;
-            return [!!useT, !useT, tNew, !!useT];
-        }""" % json.dumps(ids.USE_T + "."),
-        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"), Output(ids.T_VALUE, "value"), Output(ids.P_KIND, "disabled"),
-        Input(ids.USE_T, "value"), State(ids.RENDERED_MAPS, "data"), State(ids.T_VALUE, "value"),
+        "function(useT) { return [!!useT, !useT, !!useT]; }",
+        Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"), Output(ids.P_KIND, "disabled"),
+        Input(ids.USE_T, "value"),
+    )
+    # switching from p to T keeps the threshold: T starts at the height now shown (to
+    # SPM's two decimals), set in the browser before any request so nothing typed is overwritten
+    app.clientside_callback(
+        ClientsideFunction(namespace="cue", function_name="tStart"),
+        Output(ids.T_VALUE, "value"),
+        Input(ids.USE_T, "value"), State(ids.RENDERED_MAPS, "data"),
+        prevent_initial_call=True,
     )
 
     def _maps(state: dict, rendered) -> tuple:
