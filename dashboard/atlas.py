@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from dashboard.results import load_nifti
+from dashboard.nifti import load_nifti
 
 __all__ = [
     "NO_LABEL",

@@ -106,7 +106,7 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
 def _svc_mask(args: argparse.Namespace, study: Study) -> np.ndarray | None:
     """Small-volume ROI from --svc-mask (NIfTI on the study grid) or --svc-region."""
     if args.svc_mask:
-        from dashboard.results import load_nifti
+        from dashboard.nifti import load_nifti
 
         img = load_nifti(args.svc_mask)
         if tuple(img.shape[:3]) != study.shape or not np.allclose(img.affine, study.affine, atol=1e-3):

@@ -19,6 +19,8 @@ sees every problem of a folder at once.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,9 +28,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
+
+from dashboard.nifti import ImageError, ImageHeader, load_nifti, read_header, read_volume
+
+__all__ = ["Problem", "Study", "StudyError", "group_map_name", "load_nifti", "load_study", "participant_image_name"]
 
 TASK = "cue"
 GROUP_DIR = "group"
@@ -74,7 +79,10 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.message}"
+        """``file: message`` on one line, whatever a file name or value holds: control
+        characters (newlines, terminal escapes) are shown escaped, never sent."""
+        text = f"{self.file}: {self.message}"
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class StudyError(Exception):
@@ -179,10 +187,10 @@ class Study:
         """Boolean in-brain mask: the mask image if present, else voxels finite and
         non-zero in every group map (SPM writes NaN outside its analysis mask)."""
         if self.mask_path is not None:
-            return _read_volume(self.mask_path) > 0
+            return read_volume(self.mask_path) > 0
         mask = np.ones(self.shape, dtype=bool)
         for gm in self.group_maps.values():
-            data = _read_volume(gm.path)
+            data = read_volume(gm.path)
             mask &= np.isfinite(data) & (data != 0)
         return mask
 
@@ -206,7 +214,7 @@ class Study:
         if gm is None:
             raise KeyError(f"no stored group map for contrast {contrast_id!r}")
         if contrast_id not in self._group_cache:
-            self._group_cache[contrast_id] = self.masked(_read_volume(gm.path))
+            self._group_cache[contrast_id] = self.masked(read_volume(gm.path))
         return self._group_cache[contrast_id]
 
     @cached_property
@@ -225,13 +233,13 @@ class Study:
             for j, cond in enumerate(self.condition_ids):
                 path = self.image_paths[(pid, cond)]
                 try:
-                    out[i, j] = self.masked(_read_volume(path))
-                except Exception as exc:  # noqa: BLE001 - reported, not swallowed
-                    problems.append(Problem(_rel(path, self.root), _describe_read_error(exc)))
+                    out[i, j] = self.masked(read_volume(path))
+                except ImageError as exc:
+                    problems.append(Problem(_rel(path, self.root), str(exc)))
                     continue
-                n_bad = int((~np.isfinite(out[i, j])).sum())
-                if n_bad:
-                    problems.append(Problem(_rel(path, self.root), f"{n_bad} non-finite values inside the brain mask"))
+                message = nonfinite_in_mask(out[i, j])
+                if message:
+                    problems.append(Problem(_rel(path, self.root), message))
         if problems:
             raise StudyError(problems)
         return out
@@ -240,6 +248,13 @@ class Study:
 # ----------------------------------------------------------------------------------
 # reading helpers
 # ----------------------------------------------------------------------------------
+BIDS_LABEL = re.compile(r"^[A-Za-z0-9]+$")
+PARTICIPANT_ID = re.compile(r"^sub-[A-Za-z0-9]+$")
+CONDITION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MAX_TEXT_BYTES = 16 * 2**20  # metadata files (JSON, TSV) larger than this are refused
+MAX_JSON_DEPTH = 64
+
+
 def _rel(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -247,88 +262,170 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def load_nifti(path: Path | str, *, mmap: bool = True) -> nib.Nifti1Image:
-    """``nib.load`` for the NIfTI files of a results folder (and the atlases).
-
-    ``nib.load`` is typed as returning any image format; this says which one (a
-    NIfTI-2 image is a :class:`nibabel.Nifti1Image` too) and refuses the others.
-    """
-    img = nib.load(str(path), mmap=mmap)
-    if not isinstance(img, nib.Nifti1Image):
-        raise TypeError(f"{path}: not a NIfTI image ({type(img).__name__})")
-    return img
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value from a file, quoted for a message (control characters escaped, cut)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _read_volume(path: Path) -> np.ndarray:
-    """Read a 3D image (a 4D one with a single volume is squeezed) as float32."""
-    img = load_nifti(path)
-    data = np.asarray(img.dataobj, dtype=np.float32)  # applies scl_slope/scl_inter
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    return data
+def nonfinite_in_mask(in_mask: np.ndarray) -> str | None:
+    """The problem of a participant image whose in-brain voxels are not all finite."""
+    n_bad = int((~np.isfinite(in_mask)).sum())
+    return f"{n_bad} non-finite values inside the brain mask" if n_bad else None
 
 
-def _describe_read_error(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, EOFError) or "end-of-stream" in text or "truncated" in text.lower():
-        return f"truncated or corrupt image data ({text})"
-    return f"cannot read image data ({type(exc).__name__}: {text})"
+def _read_text(path: Path, root: Path, problems: list[Problem]) -> str | None:
+    """A metadata file as UTF-8 text, or None after recording why it cannot be."""
+    rel = _rel(path, root)
+    if not path.is_file():
+        problems.append(Problem(rel, "not a regular file"))
+        return None
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        problems.append(Problem(rel, f"is {size / 1e6:.1f} MB; metadata files over {MAX_TEXT_BYTES // 2**20} MB are refused"))
+        return None
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.append(Problem(rel, f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save it as UTF-8"))
+        return None
+    return text.removeprefix("\ufeff")
+
+
+def _json_depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [v for x in level if isinstance(x, (dict, list)) for v in (x.values() if isinstance(x, dict) else x)]
+    return depth - 1
 
 
 def _read_json(path: Path, root: Path, problems: list[Problem], required: bool = True) -> dict[str, Any] | None:
+    rel = _rel(path, root)
     if not path.exists():
         if required:
-            problems.append(Problem(_rel(path, root), "missing"))
+            problems.append(Problem(rel, "missing"))
+        return None
+    text = _read_text(path, root, problems)
+    if text is None:
         return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(Problem(_rel(path, root), f"not valid JSON ({exc})"))
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.append(Problem(rel, f"not valid JSON ({exc})"))
+        return None
+    except RecursionError:
+        problems.append(Problem(rel, "not usable JSON (nested too deeply)"))
         return None
     if not isinstance(value, dict):
-        problems.append(Problem(_rel(path, root), "must hold a JSON object"))
+        problems.append(Problem(rel, f"must hold a JSON object, not {_json_type(value)}"))
+        return None
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        problems.append(Problem(rel, f"nested more than {MAX_JSON_DEPTH} levels deep"))
         return None
     return value
 
 
-@dataclass
-class _Header:
-    shape: tuple[int, ...]
-    affine: np.ndarray
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
 
 
-def _read_header(path: Path, root: Path, problems: list[Problem]) -> _Header | None:
-    """Header of an image, or None after recording why it cannot be used."""
-    try:
-        img = load_nifti(path)
-    except Exception as exc:  # noqa: BLE001
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problems.append(Problem(_rel(path, root), f"not a readable NIfTI image ({text})"))
+def _read_tsv(path: Path, root: Path, problems: list[Problem], dtype: type | None = None) -> pd.DataFrame | None:
+    """A BIDS TSV file ("n/a" -> missing; ``dtype=str`` for text only), checked to be rectangular with a
+    header of unique, non-empty column names (pandas would pad short rows with missing
+    values and rename duplicate columns without a word)."""
+    rel = _rel(path, root)
+    text = _read_text(path, root, problems)
+    if text is None:
         return None
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
-        shape = shape[:3]
-    if len(shape) != 3:
-        problems.append(Problem(_rel(path, root), f"expected a 3D image, got shape {shape}"))
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        problems.append(Problem(rel, "is empty (no header line)"))
         return None
-    return _Header(shape, np.asarray(img.affine, dtype=float))
+    header = lines[0].split("\t")
+    if any(not h.strip() for h in header):
+        problems.append(Problem(rel, f"header line has an empty column name (columns: {', '.join(map(_shown, header[:6]))})"))
+        return None
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        problems.append(Problem(rel, f"duplicate column names {', '.join(map(_shown, dup))}"))
+        return None
+    for number, line in enumerate(lines[1:], start=2):
+        n = len(line.split("\t"))
+        if n != len(header):
+            problems.append(Problem(rel, f"line {number} has {n} tab-separated fields, the header has {len(header)}"))
+            return None
+    return pd.read_csv(io.StringIO(text), sep="\t", dtype=dtype, na_values=["n/a"], keep_default_na=False, quoting=csv.QUOTE_NONE)
 
 
-def _check_data(path: Path, root: Path, problems: list[Problem]) -> None:
+# ----------------------------------------------------------------------------------
+# images: headers first (grids, sizes, types), then data
+# ----------------------------------------------------------------------------------
+def _study_grid(headers: dict[Path, ImageHeader]) -> tuple[tuple[int, int, int], np.ndarray] | None:
+    """The grid most images share (shape and affine, within AFFINE_TOLERANCE): the
+    study grid.  An image on another grid is then the one blamed, not the others."""
+    groups: list[tuple[tuple[int, int, int], np.ndarray, int]] = []
+    for h in headers.values():
+        for i, (shape, affine, n) in enumerate(groups):
+            if shape == h.shape and np.allclose(affine, h.affine, atol=AFFINE_TOLERANCE):
+                groups[i] = (shape, affine, n + 1)
+                break
+        else:
+            groups.append((h.shape, h.affine, 1))
+    if not groups:
+        return None
+    shape, affine, _ = max(groups, key=lambda g: g[2])  # ties: the first, i.e. the group maps' grid
+    return shape, affine
+
+
+def _check_grids(headers: dict[Path, ImageHeader], root: Path, problems: list[Problem]) -> tuple[tuple[int, int, int], np.ndarray] | None:
+    grid = _study_grid(headers)
+    if grid is None:
+        return None
+    shape, affine = grid
+    n_on_grid = sum(h.shape == shape and np.allclose(h.affine, affine, atol=AFFINE_TOLERANCE) for h in headers.values())
+    where = f"the study grid {shape} of {n_on_grid} other images" if n_on_grid > 1 else f"the study grid {shape}"
+    for path, h in list(headers.items()):
+        if h.shape != shape:
+            problems.append(Problem(_rel(path, root), f"grid {h.shape} differs from {where}"))
+            del headers[path]
+        elif not np.allclose(h.affine, affine, atol=AFFINE_TOLERANCE):
+            shift = float(np.abs(h.affine - affine).max())
+            problems.append(Problem(_rel(path, root), f"affine differs from {where} by up to {shift:.3g} mm (images must share one grid)"))
+            del headers[path]
+    return grid
+
+
+def _check_data(path: Path, header: ImageHeader, root: Path, problems: list[Problem]) -> np.ndarray | None:
     """Read the voxel data once: catches truncated/corrupt files and infinities.
 
     NaN is allowed (SPM writes NaN outside its analysis mask); +-Inf is not.
     """
     try:
-        data = _read_volume(path)
-    except Exception as exc:  # noqa: BLE001
-        problems.append(Problem(_rel(path, root), _describe_read_error(exc)))
-        return
+        data = read_volume(path, header)
+    except ImageError as exc:
+        problems.append(Problem(_rel(path, root), str(exc)))
+        return None
     n_inf = int(np.isinf(data).sum())
     if n_inf:
         problems.append(Problem(_rel(path, root), f"contains {n_inf} infinite values (NaN marks outside-mask; Inf is an error)"))
+        return None
     if not np.isfinite(data).any():
         problems.append(Problem(_rel(path, root), "has no finite voxels"))
+        return None
+    return data
 
 
 # ----------------------------------------------------------------------------------
@@ -342,14 +439,15 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     root
         The results folder (read-only; nothing is written there).
     check_data
-        Also read every image's voxel data once to find truncated/corrupt files and
-        infinite values (about a second for 22 x 4 images at 2 mm).  Headers (shape,
-        grid) are always checked.
+        Also read every image's voxel data once to find truncated/corrupt files,
+        infinite values, and participant images with non-finite values inside the
+        brain mask (about a second for 22 x 4 images at 2 mm).  Headers (type, size,
+        grid) are always checked, before any voxel data is read.
     defer_participant_data
         With ``check_data``: read only the group maps and mask now; participant images
         are checked when first read (:attr:`Study.participant_data` raises
-        :class:`StudyError` naming each bad file).  The app uses this so that start-up
-        reads each image once.
+        :class:`StudyError` naming each bad file, with the same messages).  The app
+        uses this so that start-up reads each image once.
 
     Raises
     ------
@@ -361,13 +459,15 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     if not root.is_dir():
         raise StudyError([Problem(str(root), "not a directory")])
 
-    description = _read_json(root / "dataset_description.json", root, problems) or {}
-    if description and description.get("DatasetType") != "derivative":
-        problems.append(Problem("dataset_description.json", 'DatasetType must be "derivative"'))
+    description = _read_json(root / "dataset_description.json", root, problems)
+    if description is not None:
+        _check_description(description, problems)
     design = _read_json(root / "design.json", root, problems) or {}
-    conditions, contrasts = _parse_design(design, problems)
+    conditions, contrasts = _parse_design(design, problems) if (root / "design.json").exists() and design else ((), ())
+    if (root / "design.json").exists() and design == {} and not any(p.file == "design.json" for p in problems):
+        problems.append(Problem("design.json", "is empty: it needs Conditions and Contrasts"))
 
-    participants, columns = _read_participants(root, problems)
+    participants, columns, participants_readable = _read_participants(root, problems)
 
     # -- participant images -------------------------------------------------------
     image_paths: dict[tuple[str, str], Path] = {}
@@ -385,7 +485,7 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
             continue
         image_paths[(m["sub"], cond_id)] = path
 
-    if image_paths:
+    if image_paths and participants_readable:
         ids_with_images = {pid for pid, _ in image_paths}
         if participants is None:
             problems.append(Problem("participants.tsv", "missing, but the folder has participant images"))
@@ -406,60 +506,61 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     # -- group maps ---------------------------------------------------------------
     group_maps: dict[str, GroupMap] = {}
     group_dir = root / GROUP_DIR
-    contrast_ids = {c.id for c in contrasts}
+    by_id = {c.id: c for c in contrasts}
     for path in sorted(group_dir.glob("*_statmap.nii*")) if group_dir.is_dir() else []:
         m = _GROUP_MAP.match(path.name)
         if not m:
             problems.append(Problem(_rel(path, root), "file name does not follow task-<task>_contrast-<id>_stat-t_statmap.nii.gz"))
             continue
-        if m["contrast"] not in contrast_ids and not contrasts:
+        if m["contrast"] not in by_id and not contrasts:
             continue  # design.json itself is missing or broken: reported once above
-        if m["contrast"] not in contrast_ids:
+        if m["contrast"] not in by_id:
             problems.append(Problem(_rel(path, root), f"contrast {m['contrast']!r} is not defined in design.json"))
             continue
         side = _read_json(sidecar_path(path), root, problems)
         if side is None:
             continue
-        gm = _parse_sidecar(path, m["contrast"], side, root, problems)
+        gm = _parse_sidecar(path, by_id[m["contrast"]], side, {c.id for c in conditions}, root, problems)
         if gm is not None:
             group_maps[gm.contrast] = gm
-    if not group_maps and not image_paths and conditions:
+    if not group_maps and not image_paths and conditions and contrasts:
         problems.append(Problem(".", "no group maps (group/*_statmap.nii.gz) and no participant images: nothing to show"))
 
-    # -- grids ----------------------------------------------------------------------
+    # -- headers and grids (no voxel data read yet) ----------------------------------
     mask_path: Path | None = group_dir / MASK_NAME if (group_dir / MASK_NAME).exists() else None
-    images = ([mask_path] if mask_path else []) + [gm.path for gm in group_maps.values()] + list(image_paths.values())
-    reference: tuple[Path, _Header] | None = None
-    bad: set[Path] = set()
+    # group maps first: on a tie the study grid is theirs
+    images = [gm.path for gm in group_maps.values()] + list(image_paths.values()) + ([mask_path] if mask_path else [])
+    headers: dict[Path, ImageHeader] = {}
     for path in images:
-        header = _read_header(path, root, problems)
-        if header is None:
-            bad.add(path)
+        try:
+            header = read_header(path)
+        except ImageError as exc:
+            problems.append(Problem(_rel(path, root), str(exc)))
             continue
-        if reference is None:
-            reference = (path, header)
+        if header.unscaled_integers and path != mask_path:
+            problems.append(Problem(_rel(path, root), f"stores {header.dtype.name} values with scl_slope 0, so no scaling is applied "
+                                    "(raw integers); rewrite it with its real slope or as float32"))
             continue
-        ref_path, ref = reference
-        if header.shape != ref.shape:
-            problems.append(Problem(_rel(path, root), f"grid {header.shape} differs from {_rel(ref_path, root)} {ref.shape}"))
-            bad.add(path)
-        elif not np.allclose(header.affine, ref.affine, atol=AFFINE_TOLERANCE):
-            problems.append(Problem(_rel(path, root), f"affine differs from {_rel(ref_path, root)} (images must share one grid)"))
-            bad.add(path)
+        headers[path] = header
+    grid = _check_grids(headers, root, problems)
+
     if check_data:
         deferred = set(image_paths.values()) if defer_participant_data else set()
-        for path in images:
-            if path not in bad and path not in deferred:
-                _check_data(path, root, problems)
+        brain = _check_study_data(mask_path, [gm.path for gm in group_maps.values()], headers, root, problems)
+        for path in [p for p in image_paths.values() if p in headers and p not in deferred]:
+            data = _check_data(path, headers[path], root, problems)
+            message = nonfinite_in_mask(data[brain]) if data is not None and brain is not None else None
+            if message:  # the check Study.participant_data makes on first read
+                problems.append(Problem(_rel(path, root), message))
 
     tables = _read_tables(root, problems)
 
     if problems:
         raise StudyError(problems)
-    assert reference is not None
+    assert grid is not None
     return Study(
         root=root,
-        description=description,
+        description=description or {},
         design=design,
         conditions=conditions,
         contrasts=contrasts,
@@ -467,58 +568,175 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
         participant_columns=columns,
         group_maps=group_maps,
         image_paths=image_paths,
-        shape=reference[1].shape,  # type: ignore[arg-type]
-        affine=reference[1].affine,
+        shape=grid[0],
+        affine=grid[1],
         mask_path=mask_path,
         tables=tables,
     )
 
 
+def _check_study_data(mask_path: Path | None, group_paths: list[Path], headers: dict[Path, ImageHeader], root: Path,
+                      problems: list[Problem]) -> np.ndarray | None:
+    """Read the mask and the group maps once; return the brain mask the study will use
+    (as :attr:`Study.mask` builds it), or None when it cannot be built."""
+    brain: np.ndarray | None = None
+    if mask_path is not None and mask_path in headers:
+        data = _check_data(mask_path, headers[mask_path], root, problems)
+        if data is not None:
+            brain = data > 0
+            if not brain.any():
+                problems.append(Problem(_rel(mask_path, root), "the brain mask has no voxels > 0"))
+    derived: np.ndarray | None = None
+    for path in [p for p in group_paths if p in headers]:
+        data = _check_data(path, headers[path], root, problems)
+        if data is not None:
+            inside = np.isfinite(data) & (data != 0)
+            derived = inside if derived is None else derived & inside
+    return brain if mask_path is not None else derived
+
+
+def _check_description(description: dict[str, Any], problems: list[Problem]) -> None:
+    rel = "dataset_description.json"
+    if "DatasetType" not in description:
+        problems.append(Problem(rel, 'no DatasetType (a results folder is a BIDS derivative: "DatasetType": "derivative")'))
+    elif description["DatasetType"] != "derivative":
+        problems.append(Problem(rel, f'DatasetType must be "derivative", got {_shown(description["DatasetType"])}'))
+    if "Name" in description and not isinstance(description["Name"], str):
+        problems.append(Problem(rel, f"Name must be a string, not {_json_type(description['Name'])}"))
+    if "Synthetic" in description and not isinstance(description["Synthetic"], bool):
+        problems.append(Problem(rel, f"Synthetic must be true or false, not {_shown(description['Synthetic'])}"))
+
+
+def _finite_number(value: Any) -> float | None:
+    """A JSON number that is finite (not a boolean, string, NaN or Infinity), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if np.isfinite(value) else None
+
+
+def _parse_weights(value: Any, conditions: set[str], where: str, problems: list[Problem], file: str = "design.json") -> dict[str, float] | None:
+    if not isinstance(value, dict) or not value:
+        problems.append(Problem(file, f"{where} must be an object of condition: weight, not {_json_type(value)}"))
+        return None
+    weights: dict[str, float] = {}
+    for key, w in value.items():
+        number = _finite_number(w)
+        if number is None:
+            problems.append(Problem(file, f"{where} weight of {_shown(key)} must be a finite number, got {_shown(w)}"))
+            return None
+        weights[str(key)] = number
+    unknown = sorted(set(weights) - conditions)
+    if unknown:
+        problems.append(Problem(file, f"{where} weights unknown conditions {', '.join(map(_shown, unknown))}"))
+        return None
+    if not any(weights.values()):
+        problems.append(Problem(file, f"{where} weights are all zero"))
+        return None
+    return weights
+
+
 def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tuple[Condition, ...], tuple[Contrast, ...]]:
-    if not design:
-        return (), ()
+    """Conditions and contrasts of design.json, every field checked for type and form
+    (ids and BIDS labels are used in file names and as keys; labels are free text)."""
+    from dashboard.stats.models import MODELS
+
+    file = "design.json"
+    raw_conditions = design.get("Conditions")
+    if not isinstance(raw_conditions, list) or not raw_conditions:
+        problems.append(Problem(file, f"Conditions must be a non-empty list of objects, not {_json_type(raw_conditions) if 'Conditions' in design else 'missing'}"))
+        raw_conditions = []
     conditions: list[Condition] = []
-    for i, c in enumerate(design.get("Conditions", [])):
-        try:
-            conditions.append(Condition(id=str(c["id"]), cue=str(c["cue"]), session=str(c["session"]), label=str(c.get("label", c["id"]))))
-        except (KeyError, TypeError):
-            problems.append(Problem("design.json", f"Conditions[{i}] needs id, cue and session"))
-    if not conditions:
-        problems.append(Problem("design.json", "no Conditions"))
-    ids = {c.id for c in conditions}
+    for i, c in enumerate(raw_conditions):
+        if not isinstance(c, dict):
+            problems.append(Problem(file, f"Conditions[{i}] must be an object with id, cue and session, not {_json_type(c)}"))
+            continue
+        missing = [key for key in ("id", "cue", "session") if not isinstance(c.get(key), str) or not c.get(key)]
+        if missing:
+            problems.append(Problem(file, f"Conditions[{i}] needs id, cue and session as strings (missing or not a string: {', '.join(missing)})"))
+            continue
+        values: dict[str, str] = {key: c[key] for key in ("id", "cue", "session")}
+        if not CONDITION_ID.match(values["id"]):
+            problems.append(Problem(file, f"Conditions[{i}] id {_shown(values['id'])} must be letters, digits, '_' or '-' (at most 64)"))
+            continue
+        bad = [key for key in ("cue", "session") if not BIDS_LABEL.match(values[key])]
+        if bad:
+            problems.append(Problem(file, f"Conditions[{i}] {bad[0]} {_shown(values[bad[0]])} must be a BIDS label (letters and digits only: it is part of file names)"))
+            continue
+        label = c.get("label", values["id"])
+        if not isinstance(label, str):
+            problems.append(Problem(file, f"Conditions[{i}] label must be a string, not {_json_type(label)}"))
+            continue
+        conditions.append(Condition(id=values["id"], cue=values["cue"], session=values["session"], label=label))
+    ids = [c.id for c in conditions]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.append(Problem(file, f"condition id {_shown(dup)} is defined twice"))
+    cells = [(c.cue, c.session) for c in conditions]
+    for cue, session in sorted({k for k in cells if cells.count(k) > 1}):
+        problems.append(Problem(file, f"cue {cue!r} in session {session!r} is two conditions"))
+
+    raw_contrasts = design.get("Contrasts")
+    if not isinstance(raw_contrasts, list) or not raw_contrasts:
+        problems.append(Problem(file, f"Contrasts must be a non-empty list of objects, not {_json_type(raw_contrasts) if 'Contrasts' in design else 'missing'}"))
+        raw_contrasts = []
     contrasts: list[Contrast] = []
-    for i, c in enumerate(design.get("Contrasts", [])):
-        try:
-            weights = {str(k): float(v) for k, v in dict(c["weights"]).items()}
-            contrast = Contrast(id=str(c["id"]), label=str(c.get("label", c["id"])), weights=weights)
-        except (KeyError, TypeError, ValueError):
-            problems.append(Problem("design.json", f"Contrasts[{i}] needs id and numeric weights"))
+    for i, c in enumerate(raw_contrasts):
+        if not isinstance(c, dict):
+            problems.append(Problem(file, f"Contrasts[{i}] must be an object with id and weights, not {_json_type(c)}"))
             continue
-        unknown = set(weights) - ids
-        if unknown:
-            problems.append(Problem("design.json", f"contrast {contrast.id!r} weights unknown conditions {sorted(unknown)}"))
+        cid = c.get("id")
+        if not isinstance(cid, str) or not BIDS_LABEL.match(cid):
+            problems.append(Problem(file, f"Contrasts[{i}] id {_shown(cid)} must be a BIDS label (letters and digits only: it is part of file names)"))
             continue
-        contrasts.append(contrast)
+        label = c.get("label", cid)
+        if not isinstance(label, str):
+            problems.append(Problem(file, f"Contrasts[{i}] label must be a string, not {_json_type(label)}"))
+            continue
+        weights = _parse_weights(c.get("weights"), set(ids), f"contrast {cid!r}", problems)
+        if weights is not None:
+            contrasts.append(Contrast(id=cid, label=label, weights=weights))
+    cids = [c.id for c in contrasts]
+    for dup in sorted({i for i in cids if cids.count(i) > 1}):
+        problems.append(Problem(file, f"contrast id {_shown(dup)} is defined twice"))
+    model = design.get("DefaultModel")
+    if model is not None and model not in MODELS:
+        problems.append(Problem(file, f"DefaultModel {_shown(model)} is not one of {', '.join(MODELS)}"))
+    if any(p.file == file for p in problems):
+        return (), ()
     return tuple(conditions), tuple(contrasts)
 
 
-def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any], bool]:
+    """participants.tsv (+ .json): (table or None, column descriptions, whether the
+    file was absent or usable; False when it exists but is broken, which is then
+    the one problem reported about it)."""
     path = root / "participants.tsv"
     if not path.exists():
-        return None, {}
-    try:
-        df = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False, dtype=str)
-    except Exception as exc:  # noqa: BLE001
-        problems.append(Problem("participants.tsv", f"cannot be read as a tab-separated table ({exc})"))
-        return None, {}
+        return None, {}, True
+    n_before = len(problems)
+    df = _read_tsv(path, root, problems, dtype=str)
+    if df is None:
+        return None, {}, False
     if "participant_id" not in df.columns:
-        problems.append(Problem("participants.tsv", f"no participant_id column (columns: {', '.join(df.columns[:6])})"))
-        return None, {}
-    dup = df["participant_id"][df["participant_id"].duplicated()].unique()
+        problems.append(Problem("participants.tsv", f"no participant_id column (columns: {', '.join(map(_shown, df.columns[:6]))})"))
+        return None, {}, False
+    pids = df["participant_id"].fillna("")
+    refused = [p for p in pids if not PARTICIPANT_ID.match(p)]
+    if refused:
+        more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+        problems.append(Problem("participants.tsv", f"participant_id must be sub-<letters and digits> (BIDS); refused: {', '.join(map(_shown, refused[:3]))}{more}"))
+        return None, {}, False
+    dup = pids[pids.duplicated()].unique()
     if len(dup):
         problems.append(Problem("participants.tsv", f"duplicate participant_id {', '.join(dup)}"))
-        return None, {}
+        return None, {}, False
     columns = _read_json(root / "participants.json", root, problems, required=False) or {}
+    for col, spec in columns.items():
+        if not isinstance(spec, dict):
+            problems.append(Problem("participants.json", f"{_shown(col)} must be an object (Description, Units, Levels), not {_json_type(spec)}"))
+        elif "Levels" in spec and not (isinstance(spec["Levels"], dict) and all(isinstance(v, str) for v in spec["Levels"].values())):
+            problems.append(Problem("participants.json", f"{_shown(col)}: Levels must be an object of level: description strings"))
+        elif any(k in spec and not isinstance(spec[k], str) for k in ("Description", "Units", "LongName")):
+            problems.append(Problem("participants.json", f"{_shown(col)}: Description, LongName and Units must be strings"))
     df = df.set_index("participant_id")
     for col in df.columns:
         spec = columns.get(col, {}) if isinstance(columns.get(col), dict) else {}
@@ -530,37 +748,84 @@ def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFram
             problems.append(Problem("participants.tsv", f"column {col!r} is numeric (Units {spec['Units']!r}) but {first} has {df.at[first, col]!r}"))
         elif not bad.any() and df[col].notna().any():
             df[col] = converted
-    return df, columns
+    for col in df.select_dtypes("number").columns:
+        n_inf = int(np.isinf(df[col]).sum())
+        if n_inf:
+            problems.append(Problem("participants.tsv", f"column {col!r} has {n_inf} infinite values"))
+    return df, columns, len(problems) == n_before
 
 
-def _parse_sidecar(path: Path, contrast: str, side: dict[str, Any], root: Path, problems: list[Problem]) -> GroupMap | None:
+def _parse_sidecar(path: Path, contrast: Contrast, side: dict[str, Any], conditions: set[str], root: Path,
+                   problems: list[Problem]) -> GroupMap | None:
+    """A group map's JSON sidecar, every field the app uses checked."""
     rel = _rel(sidecar_path(path), root)
+    n_before = len(problems)
     df = side.get("DegreesOfFreedom")
     if df is None:
         problems.append(Problem(rel, "no DegreesOfFreedom (error df of the statistic)"))
         return None
-    try:
-        df = float(df)
-    except (TypeError, ValueError):
-        problems.append(Problem(rel, f"DegreesOfFreedom {df!r} is not a number"))
+    number = _finite_number(df)
+    if number is None:
+        problems.append(Problem(rel, f"DegreesOfFreedom {_shown(df)} is not a finite number"))
         return None
-    if not df > 0:
-        problems.append(Problem(rel, f"DegreesOfFreedom must be positive, got {df}"))
+    if number < 1:
+        problems.append(Problem(rel, f"DegreesOfFreedom must be at least 1, got {number:g}"))
         return None
-    stat = str(side.get("StatisticType", ""))
-    if stat.upper() != "T":
-        problems.append(Problem(rel, f"StatisticType must be \"T\", got {stat!r}"))
+    stat = side.get("StatisticType", "")
+    if not isinstance(stat, str) or stat.upper() != "T":
+        problems.append(Problem(rel, f"StatisticType must be \"T\", got {_shown(stat)}"))
+        return None
+    for key in ("Model", "Description"):
+        if key in side and not isinstance(side[key], str):
+            problems.append(Problem(rel, f"{key} must be a string, not {_json_type(side[key])}"))
+    weights: dict[str, float] = {}
+    if "ContrastWeights" in side:
+        weights = _parse_weights(side["ContrastWeights"], conditions, "ContrastWeights", problems, file=rel) or {}
+        if weights and not _proportional(weights, contrast.weights):
+            problems.append(Problem(rel, f"ContrastWeights {weights} are not those of contrast {contrast.id!r} in design.json {contrast.weights}"))
+    smoothness = side.get("Smoothness")
+    if smoothness is not None:
+        problem = smoothness_problem(smoothness)
+        if problem:
+            problems.append(Problem(rel, f"Smoothness: {problem}"))
+    if len(problems) > n_before:
         return None
     return GroupMap(
-        contrast=contrast,
+        contrast=contrast.id,
         path=path,
         statistic="T",
-        df=df,
+        df=number,
         model=side.get("Model"),
         description=str(side.get("Description", "")),
-        weights={str(k): float(v) for k, v in dict(side.get("ContrastWeights", {})).items()},
-        smoothness=side.get("Smoothness"),
+        weights=weights,
+        smoothness=smoothness,
     )
+
+
+def _proportional(a: dict[str, float], b: dict[str, float]) -> bool:
+    """The same contrast up to a positive scale (missing conditions weigh 0)."""
+    keys = sorted(set(a) | set(b))
+    va, vb = np.array([a.get(k, 0.0) for k in keys]), np.array([b.get(k, 0.0) for k in keys])
+    scale = np.dot(va, vb) / np.dot(vb, vb)
+    return bool(scale > 0 and np.allclose(va, scale * vb, rtol=1e-6, atol=1e-9))
+
+
+def smoothness_problem(value: Any) -> str | None:
+    """What is wrong with a sidecar's Smoothness object (the keys RFT reads), or None."""
+    if not isinstance(value, dict):
+        return f"must be an object, not {_json_type(value)}"
+    for key, n in (("FWHMVoxels", 3), ("Resels", 4)):
+        v = value.get(key)
+        if not isinstance(v, list) or len(v) != n or any(_finite_number(x) is None for x in v):
+            return f"{key} must be a list of {n} finite numbers, got {_shown(v)}"
+    if any(x <= 0 for x in value["FWHMVoxels"]):
+        return f"FWHMVoxels must be positive, got {value['FWHMVoxels']}"
+    if any(x < 0 for x in value["Resels"]) or value["Resels"][0] <= 0:
+        return f"Resels must be non-negative with R0 > 0, got {value['Resels']}"
+    search = _finite_number(value.get("SearchVolumeVoxels"))
+    if search is None or search < 1 or search != int(search):
+        return f"SearchVolumeVoxels must be a positive whole number, got {_shown(value.get('SearchVolumeVoxels'))}"
+    return None
 
 
 def _read_tables(root: Path, problems: list[Problem]) -> dict[str, pd.DataFrame]:
@@ -569,8 +834,7 @@ def _read_tables(root: Path, problems: list[Problem]) -> dict[str, pd.DataFrame]
     if not tdir.is_dir():
         return tables
     for path in sorted(tdir.glob("*.tsv")):
-        try:
-            tables[path.stem] = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
-        except Exception as exc:  # noqa: BLE001
-            problems.append(Problem(_rel(path, root), f"cannot be read as a tab-separated table ({exc})"))
+        df = _read_tsv(path, root, problems)
+        if df is not None:
+            tables[path.stem] = df
     return tables
