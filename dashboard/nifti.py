@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.openers import ImageOpener
 
 # 2**26 voxels: a whole-head 0.5 mm grid (e.g. 362 x 434 x 362 = 57 M) fits; a header
 # claiming more is not a 3D brain image this app can show.
@@ -82,7 +83,8 @@ def read_header(path: Path) -> ImageHeader:
     try:
         img = load_nifti(path)
     except Exception as exc:  # noqa: BLE001 - any failure of nibabel's parser is this one problem
-        raise ImageError(f"not a readable NIfTI image ({_first_line(exc)})") from None
+        # nibabel names the file by its absolute path: the caller names it already
+        raise ImageError(f"not a readable NIfTI image ({_first_line(exc).replace(str(path), path.name)})") from None
     header = img.header
     dtype = np.dtype(header.get_data_dtype())
     if dtype.kind == "c":
@@ -118,9 +120,16 @@ def read_header(path: Path) -> ImageHeader:
     affine = np.asarray(img.affine, dtype=float)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise ImageError("the voxel-to-world affine is not finite and invertible (zero or NaN voxel size?)")
-    slope = header.get("scl_slope")
-    unscaled = dtype.kind in "iu" and slope is not None and float(np.asarray(slope)) == 0.0
+    unscaled = dtype.kind in "iu" and _raw_slope(path, type(header)) == 0.0
     return ImageHeader(shape, affine, dtype, data_bytes, unscaled)
+
+
+def _raw_slope(path: Path, header_class: type[nib.Nifti1Header]) -> float:
+    """scl_slope as stored (the loaded image's header has it reset once the proxy
+    has taken the scaling, and a slope of 0 is then indistinguishable from 1)."""
+    with ImageOpener(str(path)) as f:
+        raw = header_class.from_fileobj(f, check=False)
+    return float(np.asarray(raw["scl_slope"]))
 
 
 def read_volume(path: Path, header: ImageHeader | None = None) -> np.ndarray:

@@ -233,13 +233,15 @@ class Study:
             for j, cond in enumerate(self.condition_ids):
                 path = self.image_paths[(pid, cond)]
                 try:
-                    out[i, j] = self.masked(read_volume(path))
+                    data = read_volume(path)
                 except ImageError as exc:
                     problems.append(Problem(_rel(path, self.root), str(exc)))
                     continue
-                message = nonfinite_in_mask(out[i, j])
+                message = participant_image_problem(data, self.mask)
                 if message:
                     problems.append(Problem(_rel(path, self.root), message))
+                    continue
+                out[i, j] = self.masked(data)
         if problems:
             raise StudyError(problems)
         return out
@@ -268,9 +270,15 @@ def _shown(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def nonfinite_in_mask(in_mask: np.ndarray) -> str | None:
-    """The problem of a participant image whose in-brain voxels are not all finite."""
-    n_bad = int((~np.isfinite(in_mask)).sum())
+def participant_image_problem(data: np.ndarray, brain: np.ndarray | None) -> str | None:
+    """What is wrong with a participant image's voxel values, or None: infinite
+    values anywhere, or any non-finite value inside the brain mask (the model needs
+    every participant at every in-brain voxel).  ``validate`` and the app's first
+    read of the images (:attr:`Study.participant_data`) both ask this."""
+    n_inf = int(np.isinf(data).sum())
+    if n_inf:
+        return f"contains {n_inf} infinite values (NaN marks outside-mask; Inf is an error)"
+    n_bad = int((~np.isfinite(data[brain])).sum()) if brain is not None else 0
     return f"{n_bad} non-finite values inside the brain mask" if n_bad else None
 
 
@@ -548,9 +556,13 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
         deferred = set(image_paths.values()) if defer_participant_data else set()
         brain = _check_study_data(mask_path, [gm.path for gm in group_maps.values()], headers, root, problems)
         for path in [p for p in image_paths.values() if p in headers and p not in deferred]:
-            data = _check_data(path, headers[path], root, problems)
-            message = nonfinite_in_mask(data[brain]) if data is not None and brain is not None else None
-            if message:  # the check Study.participant_data makes on first read
+            try:
+                data = read_volume(path, headers[path])
+            except ImageError as exc:
+                problems.append(Problem(_rel(path, root), str(exc)))
+                continue
+            message = participant_image_problem(data, brain)
+            if message:
                 problems.append(Problem(_rel(path, root), message))
 
     tables = _read_tables(root, problems)
@@ -614,7 +626,7 @@ def _finite_number(value: Any) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _parse_weights(value: Any, conditions: set[str], where: str, problems: list[Problem], file: str = "design.json") -> dict[str, float] | None:
+def _parse_weights(value: Any, conditions: set[str] | None, where: str, problems: list[Problem], file: str = "design.json") -> dict[str, float] | None:
     if not isinstance(value, dict) or not value:
         problems.append(Problem(file, f"{where} must be an object of condition: weight, not {_json_type(value)}"))
         return None
@@ -625,7 +637,7 @@ def _parse_weights(value: Any, conditions: set[str], where: str, problems: list[
             problems.append(Problem(file, f"{where} weight of {_shown(key)} must be a finite number, got {_shown(w)}"))
             return None
         weights[str(key)] = number
-    unknown = sorted(set(weights) - conditions)
+    unknown = sorted(set(weights) - conditions) if conditions is not None else []
     if unknown:
         problems.append(Problem(file, f"{where} weights unknown conditions {', '.join(map(_shown, unknown))}"))
         return None
@@ -674,6 +686,8 @@ def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tupl
     for cue, session in sorted({k for k in cells if cells.count(k) > 1}):
         problems.append(Problem(file, f"cue {cue!r} in session {session!r} is two conditions"))
 
+    # with broken conditions, every contrast would also "weight unknown conditions"
+    known: set[str] | None = set(ids) if not any(p.file == file for p in problems) else None
     raw_contrasts = design.get("Contrasts")
     if not isinstance(raw_contrasts, list) or not raw_contrasts:
         problems.append(Problem(file, f"Contrasts must be a non-empty list of objects, not {_json_type(raw_contrasts) if 'Contrasts' in design else 'missing'}"))
@@ -691,7 +705,7 @@ def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tupl
         if not isinstance(label, str):
             problems.append(Problem(file, f"Contrasts[{i}] label must be a string, not {_json_type(label)}"))
             continue
-        weights = _parse_weights(c.get("weights"), set(ids), f"contrast {cid!r}", problems)
+        weights = _parse_weights(c.get("weights"), known, f"contrast {cid!r}", problems)
         if weights is not None:
             contrasts.append(Contrast(id=cid, label=label, weights=weights))
     cids = [c.id for c in contrasts]
