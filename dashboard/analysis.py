@@ -22,6 +22,7 @@ residuals when the study has participant images, else taken from the group map's
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -65,6 +66,8 @@ class Threshold:
         for p in (self.p_unc, self.p_fwe):
             if p is not None and not 0 < p < 1:
                 raise ValueError(f"p must be between 0 and 1 (exclusive), got {p:g}")
+        if self.t is not None and not math.isfinite(self.t):
+            raise ValueError(f"a T threshold must be a finite number, got {self.t:g}")
 
     @property
     def needs_smoothness(self) -> bool:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dashboard.results import Study, StudyError, load_study
+from dashboard.results import Problem, Study, StudyError, load_study
 
 if TYPE_CHECKING:  # (imported where used: the CLI starts without the statistics stack)
     from dashboard.analysis import Analysis, Threshold
@@ -106,12 +106,16 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
 def _svc_mask(args: argparse.Namespace, study: Study) -> np.ndarray | None:
     """Small-volume ROI from --svc-mask (NIfTI on the study grid) or --svc-region."""
     if args.svc_mask:
-        from dashboard.nifti import load_nifti
+        from dashboard.nifti import ImageError, read_header, read_volume
 
-        img = load_nifti(args.svc_mask)
-        if tuple(img.shape[:3]) != study.shape or not np.allclose(img.affine, study.affine, atol=1e-3):
-            raise ValueError(f"{args.svc_mask}: not on the study grid {'x'.join(map(str, study.shape))} (resample it first)")
-        return np.asarray(img.dataobj).reshape(study.shape) > 0
+        path = Path(args.svc_mask)
+        try:
+            header = read_header(path)
+            if header.shape != study.shape or not np.allclose(header.affine, study.affine, atol=1e-3):
+                raise ImageError(f"not on the study grid {'x'.join(map(str, study.shape))} (resample it first)")
+            return read_volume(path, header) > 0
+        except ImageError as exc:
+            raise StudyError([Problem(str(path), str(exc))]) from None
     if args.svc_region:
         from dashboard.atlas import region_mask
 
@@ -136,7 +140,9 @@ def _subset(args: argparse.Namespace) -> tuple[str, ...] | None:
 def _load_analysis(results: str) -> Analysis:
     from dashboard.analysis import Analysis
 
-    return Analysis(load_study(results, check_data=False))
+    # every check of validate except participant-image data, which is checked when (and
+    # only if) a command reads those images: a stored group map needs none of them
+    return Analysis(load_study(results, check_data=True, defer_participant_data=True))
 
 
 def cmd_clusters(args: argparse.Namespace) -> int:
@@ -175,8 +181,8 @@ def cmd_clusters(args: argparse.Namespace) -> int:
 def cmd_regress(args: argparse.Namespace) -> int:
     try:
         peak = tuple(float(v) for v in args.peak.split(","))
-        if len(peak) != 3:
-            raise ValueError("--peak takes X,Y,Z in MNI mm")
+        if len(peak) != 3 or not all(np.isfinite(peak)):
+            raise ValueError("--peak takes three finite numbers X,Y,Z in MNI mm")
         analysis = _load_analysis(args.results)
         out = analysis.regress(
             args.contrast, peak, condition=args.condition, covariate=args.covariate, value=args.value,

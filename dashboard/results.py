@@ -187,12 +187,20 @@ class Study:
         """Boolean in-brain mask: the mask image if present, else voxels finite and
         non-zero in every group map (SPM writes NaN outside its analysis mask)."""
         if self.mask_path is not None:
-            return read_volume(self.mask_path) > 0
+            return self._read(self.mask_path) > 0
         mask = np.ones(self.shape, dtype=bool)
         for gm in self.group_maps.values():
-            data = read_volume(gm.path)
+            data = self._read(gm.path)
             mask &= np.isfinite(data) & (data != 0)
         return mask
+
+    def _read(self, path: Path) -> np.ndarray:
+        """An image of the folder; :class:`StudyError` naming the file when it cannot be
+        read (a folder loaded with ``check_data=False`` has had its headers checked only)."""
+        try:
+            return read_volume(path)
+        except ImageError as exc:
+            raise StudyError([Problem(_rel(path, self.root), str(exc))]) from None
 
     @cached_property
     def n_voxels(self) -> int:
@@ -214,7 +222,7 @@ class Study:
         if gm is None:
             raise KeyError(f"no stored group map for contrast {contrast_id!r}")
         if contrast_id not in self._group_cache:
-            self._group_cache[contrast_id] = self.masked(read_volume(gm.path))
+            self._group_cache[contrast_id] = self.masked(self._read(gm.path))
         return self._group_cache[contrast_id]
 
     @cached_property

@@ -117,3 +117,31 @@ def test_bi005_corpus_script_writes_every_case(tmp_path):
                           cwd=SAMPLE.parent, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*CASES, *LOADS])
+
+
+@pytest.mark.parametrize("case", ["design_weights_string", "participants_bad_id", "image_complex", "image_truncated", "mask_other_grid",
+                                  "group_smoothness_string", "group_map_all_nan", "group_map_gzip_bomb", "table_ragged"])
+def test_bi006_clusters_and_regress_give_the_same_line(case, tmp_path, capsys):
+    """The analysis commands load with validate's checks; participant-image data is
+    checked when a command reads those images (regress does, clusters on a stored map
+    does not)."""
+    root = build_case(case, tmp_path / case)
+    expected = CASES[case][1] + "\n"
+    regress = ["regress", str(root), "--contrast", "interaction", "--peak", "14,64,14", "--condition", "cocaine_placebo",
+               "--covariate", "cocaine_duration_years"]
+    for argv in (["clusters", str(root), "--contrast", "interaction"], regress):
+        if case in DEFERRED and argv[0] == "clusters":
+            continue
+        assert main(argv) == 2, argv[0]
+        assert capsys.readouterr().err == expected, argv[0]
+
+
+def test_bi007_bad_command_line_values_are_one_line(tmp_path, capsys):
+    roi = tmp_path / "roi.nii"
+    roi.write_text("not an image")
+    for args, message in (
+        (["--svc-mask", str(roi)], f'{roi}: not a readable NIfTI image (Cannot work out file type of "roi.nii")'),
+        (["--t", "inf"], f"{SAMPLE}: a T threshold must be a finite number, got inf"),
+    ):
+        assert main(["clusters", str(SAMPLE), "--contrast", "interaction", *args]) == 2
+        assert capsys.readouterr().err == message + "\n"
