@@ -62,6 +62,8 @@ from scipy import optimize, special, stats
 
 __all__ = [
     "Smoothness",
+    "Field",
+    "ec_densities",
     "ec_densities_t",
     "expected_ec",
     "resel_counts",
@@ -118,6 +120,8 @@ class Smoothness:
     df: float
     voxel_size_mm: tuple[float, float, float] = (2.0, 2.0, 2.0)
     rpv: NDArray[np.float64] | None = field(default=None, compare=False, repr=False)
+    stat: str = "T"  # the field's statistic, SPM's STAT: "T", "F" or "Z" (Gaussian)
+    df_effect: float = 1.0  # numerator df of an F field (SPM's df(1); 1 for T and Z)
 
     def __post_init__(self) -> None:
         fw = tuple(float(f) for f in self.fwhm_vox)
@@ -133,6 +137,10 @@ class Smoothness:
             raise ValueError(f"fwhm_vox must be positive, got {fw}")
         if not float(self.df) > 0:
             raise ValueError(f"df must be positive, got {self.df}")
+        if self.stat not in STATISTICS:
+            raise ValueError(f"stat must be one of {', '.join(STATISTICS)}, got {self.stat!r}")
+        if not float(self.df_effect) > 0:
+            raise ValueError(f"df_effect must be positive, got {self.df_effect}")
         if int(self.search_volume_vox) < 1:
             raise ValueError("search_volume_vox must be >= 1")
         if not any(r != 0 for r in rs):
@@ -141,7 +149,13 @@ class Smoothness:
         object.__setattr__(self, "resels", rs)
         object.__setattr__(self, "voxel_size_mm", vs)
         object.__setattr__(self, "df", float(self.df))
+        object.__setattr__(self, "df_effect", float(self.df_effect))
         object.__setattr__(self, "search_volume_vox", int(self.search_volume_vox))
+
+    @property
+    def field(self) -> Field:
+        """The statistic of the field with its df, as :func:`ec_densities` takes it."""
+        return Field(self.stat, self.df_effect, self.df)
 
     @property
     def fwhm_mm(self) -> tuple[float, float, float]:
@@ -199,6 +213,59 @@ def ec_densities_t(t: float | ArrayLike, df: float) -> NDArray[np.float64]:
     return out
 
 
+STATISTICS = ("T", "F", "Z")
+
+
+@dataclass(frozen=True)
+class Field:
+    """A statistic field as SPM's ``STAT`` and ``df = [df(1) df(2)]``: ``T`` (df(1) = 1),
+    ``F`` (numerator and denominator df) or ``Z`` (Gaussian; the df are not used)."""
+
+    stat: str
+    df_effect: float
+    df: float
+
+    def sf(self, x: float | ArrayLike) -> NDArray[np.float64]:
+        """Exact upper tail ``P(X > x)`` (``1 - spm_Tcdf``/``spm_Fcdf``/``spm_Ncdf``)."""
+        xa = np.asarray(x, dtype=float)
+        if self.stat == "Z" or (self.stat == "T" and math.isinf(self.df)):
+            return np.asarray(stats.norm.sf(xa), dtype=float)
+        if self.stat == "T":
+            return np.asarray(stats.t.sf(xa, self.df), dtype=float)
+        return np.asarray(stats.f.sf(xa, self.df_effect, self.df), dtype=float)
+
+    def isf(self, p: float) -> float:
+        """The value with upper tail ``p`` (``spm_u``)."""
+        if self.stat == "Z" or (self.stat == "T" and math.isinf(self.df)):
+            return float(stats.norm.isf(p))
+        if self.stat == "T":
+            return float(stats.t.isf(p, self.df))
+        return float(stats.f.isf(p, self.df_effect, self.df))
+
+
+def ec_densities(x: float | ArrayLike, f: Field) -> NDArray[np.float64]:
+    """EC densities ``rho_0..rho_3`` of a T, F or Gaussian field: ``spm_ECdensity(STAT,
+    x, df)`` (Worsley et al. 1996, Table 2; the F field as in SPM's code)."""
+    if f.stat == "Z":
+        return ec_densities_t(x, math.inf)
+    if f.stat == "T":
+        return ec_densities_t(x, f.df)
+    xa = np.asarray(x, dtype=float)
+    k, v = float(f.df_effect), float(f.df)
+    a = _FOUR_LN2 / (2 * math.pi)
+    b = special.gammaln(v / 2) + special.gammaln(k / 2)
+    out = np.empty((4, *xa.shape), dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = k * xa / v
+        base = (1 + r) ** (-0.5 * (v + k - 2))
+        out[0] = stats.f.sf(xa, k, v)
+        out[1] = math.sqrt(a) * math.exp(special.gammaln((v + k - 1) / 2) - b) * math.sqrt(2) * r ** (0.5 * (k - 1)) * base
+        out[2] = a * math.exp(special.gammaln((v + k - 2) / 2) - b) * r ** (0.5 * (k - 2)) * base * ((v - 1) * r - (k - 1))
+        out[3] = (a**1.5 * math.exp(special.gammaln((v + k - 3) / 2) - b) * 2**-0.5 * r ** (0.5 * (k - 3)) * base
+                  * ((v - 1) * (v - 2) * r**2 - (2 * v * k - v - k - 1) * r + (k - 1) * (k - 2)))
+    return out
+
+
 def _resel_vector(resels: Sequence[float]) -> tuple[NDArray[np.float64], int]:
     """``R(1:D)`` and ``D = find(R, 1, 'last')`` as in ``spm_P_RF``."""
     r = np.asarray(resels, dtype=float).ravel()
@@ -210,14 +277,14 @@ def _resel_vector(resels: Sequence[float]) -> tuple[NDArray[np.float64], int]:
 
 
 def _rf_expectations(
-    z: ArrayLike, df: float, resels: Sequence[float]
+    z: ArrayLike, f: Field, resels: Sequence[float]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
     """``Ec`` and ``Ek`` of ``spm_P_RF`` (``n = 1``), vectorised over ``z``.
 
     Returns ``(Ec, Ek, D)`` where ``D`` is the number of used resel counts.
     """
     r, d = _resel_vector(resels)
-    ec = ec_densities_t(z, df)[:d]
+    ec = ec_densities(z, f)[:d]
     ec = np.maximum(ec, _EPS)  # EC = max(EC(1:D), eps)
     g = math.sqrt(math.pi) / special.gamma(np.arange(1, d + 1) / 2.0)  # G
     shape = (d,) + (1,) * (ec.ndim - 1)
@@ -249,7 +316,7 @@ def expected_ec(t: float | ArrayLike, smoothness: Smoothness) -> float | NDArray
     float or numpy.ndarray
         Same shape as ``t``.
     """
-    ec, _, _ = _rf_expectations(t, smoothness.df, smoothness.resels)
+    ec, _, _ = _rf_expectations(t, smoothness.field, smoothness.resels)
     return _scalar_or_array(ec, t)
 
 
@@ -524,10 +591,10 @@ def peak_p_unc(t: float | ArrayLike, smoothness: Smoothness) -> float | NDArray[
     ``spm_P(1,0,t,df,'T',1,1,S)``: with ``R = 1`` this is ``1 - exp(-(rho0 + eps))``
     (Poisson clumping on a 0-D field), i.e. ``~ 1 - F_t(t)`` to first order.
     """
-    return _scalar_or_array(spm_p_unc(t, smoothness.df), t)
+    return _scalar_or_array(spm_p_unc(t, smoothness.df, smoothness.field), t)
 
 
-def spm_p_unc(t: float | ArrayLike, df: float) -> NDArray[np.float64]:
+def spm_p_unc(t: float | ArrayLike, df: float, f: Field | None = None) -> NDArray[np.float64]:
     """SPM's uncorrected peak p at error df ``df``: ``spm_P(1,0,t,df,'T',1,1)`` =
     ``1 - exp(-(max(rho0, eps) + eps))`` with ``rho0`` the exact upper t tail.
 
@@ -535,7 +602,8 @@ def spm_p_unc(t: float | ArrayLike, df: float) -> NDArray[np.float64]:
     from the tail by about ``rho0^2/2`` (2.5e-3 relative at p = 0.005).  The exact tail is
     :func:`dashboard.stats.thresholds.p_uncorrected`.
     """
-    rho0 = np.maximum(stats.t.sf(np.asarray(t, dtype=float), float(df)), _EPS)
+    tail = (f or Field("T", 1.0, float(df))).sf(t)
+    rho0 = np.maximum(tail, _EPS)
     return np.asarray(-np.expm1(-(rho0 + _EPS)), dtype=float)
 
 
@@ -546,9 +614,9 @@ def peak_p_fwe(t: float | ArrayLike, smoothness: Smoothness) -> float | NDArray[
     ``spm_P_RF`` capped by Bonferroni ``min(S (1 - F_t(t)), 1)`` (``spm_P_Bonf``).
     For small-volume correction pass the ROI's :func:`svc_smoothness`.
     """
-    ec, _, _ = _rf_expectations(t, smoothness.df, smoothness.resels)
+    ec, _, _ = _rf_expectations(t, smoothness.field, smoothness.resels)
     p_rf = -np.expm1(-(ec + _EPS))
-    rho0 = ec_densities_t(t, smoothness.df)[0]
+    rho0 = smoothness.field.sf(t)
     p_bonf = np.minimum(smoothness.search_volume_vox * rho0, 1.0)
     return _scalar_or_array(np.minimum(p_rf, p_bonf), t)
 
@@ -559,7 +627,7 @@ def _cluster_p(k_vox: ArrayLike, u: float, smoothness: Smoothness) -> tuple[NDAr
     if np.any(k_vox_arr < 0):
         raise ValueError("cluster sizes must be non-negative")
     k = k_vox_arr / smoothness.resel_size_vox  # K = N*V2R (spm_list)
-    ec, ek, d = _rf_expectations(float(u), smoothness.df, smoothness.resels)
+    ec, ek, d = _rf_expectations(float(u), smoothness.field, smoothness.resels)
     ec_f, ek_f = float(ec), float(ek)
     dd = d - 1
     if dd == 0:
@@ -680,13 +748,13 @@ def peak_p_fdr(
         q-value of each maximum, in input order.
     """
     z = np.atleast_1d(np.asarray(peak_t_all_maxima, dtype=float))
-    eu, _, _ = _rf_expectations(float(u), smoothness.df, smoothness.resels)
-    ez, _, _ = _rf_expectations(z, smoothness.df, smoothness.resels)
+    eu, _, _ = _rf_expectations(float(u), smoothness.field, smoothness.resels)
+    ez, _, _ = _rf_expectations(z, smoothness.field, smoothness.resels)
     pz = ez / float(eu)
     if reference is None:
         return _bh_adjust(pz, pz[z >= u])
     zr = np.atleast_1d(np.asarray(reference, dtype=float))
-    er, _, _ = _rf_expectations(zr[zr >= u], smoothness.df, smoothness.resels)
+    er, _, _ = _rf_expectations(zr[zr >= u], smoothness.field, smoothness.resels)
     return _bh_adjust(pz, np.asarray(er, float) / float(eu))
 
 
@@ -704,23 +772,23 @@ def set_level_p(c: int, k_vox: float, u: float, smoothness: Smoothness) -> float
     lam = (ec + _EPS) * float(p[0])
     out = float(stats.poisson.sf(c - 1, lam))
     if c == 1 and k_vox == 0:  # spm_P: "if c == 1 && k == 0", the Bonferroni cap as for a peak
-        out = min(out, float(min(smoothness.search_volume_vox * ec_densities_t(u, smoothness.df)[0], 1.0)))
+        out = min(out, min(float(smoothness.search_volume_vox * smoothness.field.sf(u)), 1.0))
     return out
 
 
 def expected_ec_and_cluster_resels(u: float, smoothness: Smoothness) -> tuple[float, float]:
     """``(Ec, Ek)`` of ``spm_P_RF(1,0,u,...)``: the expected number of clusters (Euler
     characteristic) and the expected cluster size in resels at height ``u``."""
-    ec, ek, _ = _rf_expectations(float(u), smoothness.df, smoothness.resels)
+    ec, ek, _ = _rf_expectations(float(u), smoothness.field, smoothness.resels)
     return float(ec), float(ek)
 
 
 # --------------------------------------------------------------------------------------
 # Thresholds
 # --------------------------------------------------------------------------------------
-def _p_rf_height(u: float, df: float, resels: Sequence[float]) -> tuple[float, float]:
-    """``(P, Ec)`` of ``spm_P_RF(1,0,u,df,'T',R,1)``."""
-    ec, _, _ = _rf_expectations(u, df, resels)
+def _p_rf_height(u: float, f: Field, resels: Sequence[float]) -> tuple[float, float]:
+    """``(P, Ec)`` of ``spm_P_RF(1,0,u,df,STAT,R,1)``."""
+    ec, _, _ = _rf_expectations(u, f, resels)
     e = float(ec)
     return float(-np.expm1(-(e + _EPS))), e
 
@@ -736,7 +804,7 @@ def t_threshold_fwe(alpha: float, smoothness: Smoothness) -> float:
     """
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
-    df, r = smoothness.df, smoothness.resels
+    df, r = smoothness.field, smoothness.resels
     du = 1e-6
 
     def newton(u0: float, which: int) -> float:
@@ -755,7 +823,7 @@ def t_threshold_fwe(alpha: float, smoothness: Smoothness) -> float:
                 return u
         return math.nan
 
-    u0 = float(stats.t.isf(alpha / max(r), df))
+    u0 = df.isf(alpha / max(r))
     u_rf = newton(u0, 1)
     if np.isfinite(u_rf):
         u_rf = newton(u_rf, 0)
@@ -767,7 +835,7 @@ def t_threshold_fwe(alpha: float, smoothness: Smoothness) -> float:
         while f(hi) > 0:
             hi *= 2
         u_rf = float(optimize.brentq(f, 0.0, hi, xtol=1e-12))
-    u_bonf = float(stats.t.isf(alpha / smoothness.search_volume_vox, df))
+    u_bonf = df.isf(alpha / smoothness.search_volume_vox)
     return float(min(u_rf, u_bonf))
 
 
@@ -811,6 +879,8 @@ def svc_smoothness(
         search_volume_vox=s,
         df=smoothness.df,
         voxel_size_mm=smoothness.voxel_size_mm,
+        stat=smoothness.stat,
+        df_effect=smoothness.df_effect,
     )
 
 

@@ -122,7 +122,7 @@ class Footer:
       ``fdr_p_height``: FDRp, the lowest peak T with peak q <= 0.05 (Inf if none);
       ``fwe_c_extent``: FWEc, the smallest cluster at ``u`` (voxels) with cluster
       p-FWE <= 0.05; ``fdr_c_extent``: FDRc, the same for cluster q <= 0.05 (Inf if none).
-    - ``df``: (1, error df); ``fwhm_mm`` and ``fwhm_vox``; ``volume_mm3``,
+    - ``df``: (effect df, error df): 1 for T and Z; ``fwhm_mm`` and ``fwhm_vox``; ``volume_mm3``,
       ``volume_voxels``, ``volume_resels`` (the last non-zero resel count);
       ``voxel_size_mm``; ``resel_voxels`` = prod(FWHM).
     - ``listing``: "table shows Num local maxima more than Dis mm apart".
@@ -150,11 +150,11 @@ class Footer:
     resel_voxels: float
     max_peaks: int
     min_distance_mm: float
+    stat: str = "T"  # SPM's STAT of the map: T, F or Z
 
     def lines(self) -> list[str]:
         """The footer as ``spm_list`` prints it (same formats)."""
-        stat = "T"
-        out = [f"Height threshold: {stat} = {self.height_t:.2f}, p = {self.height_p_unc:.3f} ({self.height_p_fwe:.3f})"]
+        out = [f"Height threshold: {self.stat} = {self.height_t:.2f}, p = {self.height_p_unc:.3f} ({self.height_p_fwe:.3f})"]
         if self.extent_k == 0 or self.extent_p_unc is None or self.extent_p_fwe is None:
             out.append(f"Extent threshold: k = {self.extent_k:.0f} voxels")
         else:
@@ -198,7 +198,7 @@ class SpmTable:
 
 
 def spm_table(
-    stat: NDArray[np.float64],
+    values: NDArray[np.float64],
     affine: NDArray[np.float64],
     u: float,
     k: int,
@@ -207,28 +207,34 @@ def spm_table(
     df: float,
     svc_mask: NDArray[np.bool_] | None = None,
     analysis_mask: NDArray[np.bool_] | None = None,
+    stat: str = "T",
+    df_effect: float = 1.0,
 ) -> SpmTable:
-    """SPM12's results table of one T map (one direction), see the module docstring.
+    """SPM12's results table of one statistic map (one direction), see the module docstring.
 
-    ``stat``: 3D T map, NaN outside the analysis mask.  ``smoothness``: the whole-volume
+    ``values``: 3D map of the statistic ``stat`` (SPM's STAT: ``"T"``, ``"F"`` with
+    ``df_effect`` numerator df, or ``"Z"``), NaN outside the analysis mask; ``df`` the
+    error df.  A given ``smoothness`` must be of the same field.  ``smoothness``: the whole-volume
     ``SPM.xVol`` equivalent (None: no RFT columns, no footer).  With ``svc_mask`` the
     table is SPM's small-volume correction (``spm_VOI`` with an image VOI): the
     whole-volume height and extent thresholds are applied first, the surviving voxels
     inside the ROI are listed (16 maxima, 4 mm), and every p-value uses the ROI's resel
     counts and voxel count; FDR reference sets are the ROI's.
     """
-    stat = np.asarray(stat, dtype=np.float64)
-    df = float(df)
-    search = stat
+    field = rft.Field(stat, float(df_effect), float(df))
+    if smoothness is not None and smoothness.field != field:
+        raise ValueError(f"the smoothness is of a {smoothness.stat} field with df {smoothness.field}, the map of {field}")
+    stat_map = np.asarray(values, dtype=np.float64)
+    search = stat_map
     if svc_mask is None:
         num, dis = VOLUME_LISTING
-        listed = find_clusters(stat, affine, u, extent=k, max_peaks_per_cluster=num, min_distance_mm=dis)
+        listed = find_clusters(stat_map, affine, u, extent=k, max_peaks_per_cluster=num, min_distance_mm=dis)
     else:
         num, dis = SVC_LISTING
-        whole = find_clusters(stat, affine, u, extent=k, max_peaks_per_cluster=1)
+        whole = find_clusters(stat_map, affine, u, extent=k, max_peaks_per_cluster=1)
         kept = (whole.labels > 0) & svc_mask
-        listed = find_clusters(np.where(kept, stat, np.nan), affine, u, extent=0, max_peaks_per_cluster=num, min_distance_mm=dis)
-        search = np.where(svc_mask, stat, np.nan)
+        listed = find_clusters(np.where(kept, stat_map, np.nan), affine, u, extent=0, max_peaks_per_cluster=num, min_distance_mm=dis)
+        search = np.where(svc_mask, stat_map, np.nan)
         if smoothness is not None:
             smoothness = rft.svc_smoothness(smoothness, svc_mask, analysis_mask)
     tab = listed.table
@@ -240,7 +246,7 @@ def spm_table(
         "is_main_peak": tab["is_main_peak"].to_numpy(bool),
     })
     t = out["peak_t"].to_numpy(float)
-    out["p_unc"] = rft.spm_p_unc(t, df)
+    out["p_unc"] = rft.spm_p_unc(t, df, field)
     out["z_score"] = spm_z(out["p_unc"].to_numpy(float))
     n_clusters = listed.n_clusters
     out["c_set"] = np.nan
@@ -286,7 +292,7 @@ def _footer(u: float, k: int, s: rft.Smoothness, ref: ExcursionSet, num: int, di
     last = max(i for i, v in enumerate(r) if v != 0)
     return Footer(
         height_t=float(u),
-        height_p_unc=float(rft.spm_p_unc(u, s.df)),
+        height_p_unc=float(rft.spm_p_unc(u, s.df, s.field)),
         height_p_fwe=float(rft.peak_p_fwe(u, s)),
         extent_k=int(k),
         extent_p_unc=p_n if k > 0 else None,
@@ -297,7 +303,7 @@ def _footer(u: float, k: int, s: rft.Smoothness, ref: ExcursionSet, num: int, di
         fdr_p_height=fdr_p,
         fwe_c_extent=fwe_c,
         fdr_c_extent=fdr_c,
-        df=(1.0, float(s.df)),
+        df=(float(s.df_effect), float(s.df)),
         fwhm_mm=s.fwhm_mm,
         fwhm_vox=s.fwhm_vox,
         volume_mm3=float(s.search_volume_vox * np.prod(s.voxel_size_mm)),
@@ -307,6 +313,7 @@ def _footer(u: float, k: int, s: rft.Smoothness, ref: ExcursionSet, num: int, di
         resel_voxels=s.resel_size_vox,
         max_peaks=num,
         min_distance_mm=dis,
+        stat=s.stat,
     )
 
 

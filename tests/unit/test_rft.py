@@ -579,3 +579,45 @@ def test_simulated_low_smoothness_t_field_is_conservative():
     _, p_nom, _ = _t_field_sim(12, reps, 32, 3.0, 20)
     for alpha in (0.05, 0.1, 0.2):
         assert np.mean(p_nom <= alpha) <= alpha + 3 * _binomial_se(alpha, reps)
+
+
+# ---- F and Gaussian fields (spm_ECdensity 'F' and 'Z') --------------------------------------
+@pytest.mark.parametrize("v", [5.0, 21.0, 84.0])
+def test_rft_f_density_with_one_effect_df_is_the_two_sided_t(v):
+    """An F(1, v) field is T^2: its excursion set above s^2 is T >= s plus T <= -s, so each
+    EC density is twice the T field's at s (for d >= 1 by the symmetry T -> -T)."""
+    s = np.linspace(0.5, 6.0, 23)
+    f = rft.ec_densities(s**2, rft.Field("F", 1.0, v))
+    np.testing.assert_allclose(f, 2 * rft.ec_densities_t(s, v), rtol=1e-10, atol=1e-300)
+
+
+def _chi2_densities(x, k):
+    """Worsley et al. (1996, Table 2) chi-square field densities, written independently:
+    rho_d carries x^((k-d)/2) (SPM's own 'X' branch keeps x^((k-1)/2) in every row)."""
+    a = FOUR_LN2 / (2 * math.pi)
+    c = np.exp(-x / 2 - special.gammaln(k / 2)) / 2 ** ((k - 2) / 2)
+    return np.array([stats.chi2.sf(x, k), a**0.5 * x ** ((k - 1) / 2) * c, a * x ** ((k - 2) / 2) * c * (x - (k - 1)),
+                     a**1.5 * x ** ((k - 3) / 2) * c * (x**2 - (2 * k - 1) * x + (k - 1) * (k - 2))])
+
+
+@pytest.mark.parametrize("k", [2.0, 3.0, 5.0])
+def test_rft_f_density_tends_to_the_chi_square_field(k):
+    """As the error df grows, k F(k, v) -> chi2(k): the F densities at x/k tend to the
+    chi-square field's at x (per unit resel; d-th density scales with no Jacobian)."""
+    x = np.linspace(4.0, 30.0, 14)
+    f = rft.ec_densities(x / k, rft.Field("F", k, 1e7))
+    np.testing.assert_allclose(f, _chi2_densities(x, k), rtol=1e-4, atol=1e-12)  # O(x^2/v) = 4e-5 at v = 1e7
+
+
+def test_rft_gaussian_field_is_t_with_infinite_df_and_f_tail_is_scipy():
+    z = np.linspace(1.0, 5.0, 9)
+    np.testing.assert_allclose(rft.ec_densities(z, rft.Field("Z", 1.0, math.inf)), rft.ec_densities_t(z, math.inf))
+    np.testing.assert_allclose(rft.Field("F", 3.0, 40.0).sf(z), stats.f.sf(z, 3, 40), rtol=1e-14)
+    assert rft.Field("F", 3.0, 40.0).isf(0.001) == pytest.approx(stats.f.isf(0.001, 3, 40), rel=1e-14)
+
+
+def test_rft_f_fwe_threshold_is_bonferroni_capped_and_solves_the_rft_equation():
+    s = Smoothness((3.0, 3.0, 3.0), (1.0, 30.0, 300.0, 1000.0), 50_000, 40.0, stat="F", df_effect=3.0)
+    u = rft.t_threshold_fwe(0.05, s)
+    assert rft.peak_p_fwe(u, s) == pytest.approx(0.05, rel=1e-4)
+    assert u <= stats.f.isf(0.05 / 50_000, 3, 40)
