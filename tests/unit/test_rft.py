@@ -606,7 +606,7 @@ def test_rft_f_density_tends_to_the_chi_square_field(k):
     chi-square field's at x (per unit resel; d-th density scales with no Jacobian)."""
     x = np.linspace(4.0, 30.0, 14)
     f = rft.ec_densities(x / k, rft.Field("F", k, 1e7))
-    np.testing.assert_allclose(f, _chi2_densities(x, k), rtol=1e-4, atol=1e-12)  # O(x^2/v) = 4e-5 at v = 1e7
+    np.testing.assert_allclose(f, _chi2_densities(x, k), rtol=1e-4, atol=1e-6)  # O(x^2/v) = 4e-5 at v = 1e7
 
 
 def test_rft_gaussian_field_is_t_with_infinite_df_and_f_tail_is_scipy():
