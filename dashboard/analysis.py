@@ -36,7 +36,7 @@ from dashboard.stats.extract import ValueType, cluster_values
 from dashboard.stats.lts import RegressionResult, lts_regression, ols_regression
 from dashboard.stats.models import GroupFit, ModelName, fit_group_model
 from dashboard.stats.spm_table import SPM_COLUMNS, Footer, spm_table
-from dashboard.stats.thresholds import p_uncorrected, t_threshold
+from dashboard.stats.thresholds import t_threshold
 
 Direction = Literal["pos", "neg"]
 Method = Literal["lts", "ols"]
@@ -73,7 +73,9 @@ class Threshold:
     def needs_smoothness(self) -> bool:
         return self.p_fwe is not None
 
-    def height(self, df: float, smoothness: rft.Smoothness | None = None) -> float:
+    def height(self, df: float, smoothness: rft.Smoothness | None = None, field: rft.Field | None = None) -> float:
+        """The height threshold on the map's statistic (``field``; default a T at ``df``):
+        ``spm_u`` for an uncorrected p, ``spm_uc`` (RFT + Bonferroni) for an FWE p."""
         if self.t is not None:
             return float(self.t)
         if self.p_fwe is not None:
@@ -82,15 +84,20 @@ class Threshold:
             return rft.t_threshold_fwe(self.p_fwe, smoothness)
         if self.p_unc is None:
             raise ValueError("give a p value or a T threshold")
-        return t_threshold(self.p_unc, df)
+        if field is None or field.stat == "T":
+            return t_threshold(self.p_unc, df)
+        return field.isf(self.p_unc)
 
-    def describe(self, df: float, smoothness: rft.Smoothness | None = None) -> str:
-        u = self.height(df, smoothness)
+    def describe(self, df: float, smoothness: rft.Smoothness | None = None, field: rft.Field | None = None) -> str:
+        """One line: the threshold in p and in the statistic, with its df."""
+        u = self.height(df, smoothness, field)
+        f = field or rft.Field("T", 1.0, df)
+        dof = {"T": f"df {df:g}", "F": f"df [{f.df_effect:g}, {f.df:g}]", "Z": "Gaussian"}[f.stat]
         if self.t is not None:
-            return f"T > {u:.2f} (p < {float(p_uncorrected(u, df)):.2g} uncorrected, df {df:g})"
+            return f"{f.stat} > {u:.2f} (p < {float(f.sf(u)):.2g} uncorrected, {dof})"
         if self.p_fwe is not None:
-            return f"p < {self.p_fwe:g} FWE (T > {u:.2f}, df {df:g})"
-        return f"p < {self.p_unc:g} uncorrected (T > {u:.2f}, df {df:g})"
+            return f"p < {self.p_fwe:g} FWE ({f.stat} > {u:.2f}, {dof})"
+        return f"p < {self.p_unc:g} uncorrected ({f.stat} > {u:.2f}, {dof})"
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ class ClusterTable:
     extent: int
     smoothness: rft.Smoothness | None
     footers: dict[str, Footer] = field(default_factory=dict)  # direction -> SPM's footer (with RFT)
+    statistic: rft.Field | None = None  # the map's statistic and df (None: T at df)
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,7 @@ class Analysis:
             gm = self.study.group_maps[contrast]
             if not gm.smoothness:
                 return None
-            return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size)
+            return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size, stat=gm.statistic, df_effect=gm.df_effect)
         key_contrast = contrast if model == "paired" else ""
         key = (model, subset, key_contrast)
         stored = self.stored_smoothness(contrast, model, subset)
@@ -241,7 +249,7 @@ class Analysis:
         gm = self.study.group_maps[contrast]
         if not gm.smoothness:
             return None
-        return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size)
+        return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size, stat=gm.statistic, df_effect=gm.df_effect)
 
     def smoothness_key(self, model: str, subset: tuple[str, ...], contrast: str = "") -> str:
         """Store key of a smoothness estimate: study folder (and its images' mtimes),
@@ -271,8 +279,11 @@ class Analysis:
         with the ROI's resel counts and voxel count (``spm_VOI``).
         """
         tvec, df = self.t_map(contrast, model, participants)
+        stat_field = self.map_field(contrast, model, participants, df)
+        if stat_field.stat == "F" and "neg" in directions:
+            raise ValueError(f"contrast {contrast!r} is an F contrast: it has no negative direction (SPM's F is one-sided)")
         smooth = self.smoothness(contrast, model, participants) if (with_rft or threshold.needs_smoothness) else None
-        height = threshold.height(df, smooth)
+        height = threshold.height(df, smooth, stat_field)
         if not with_rft:
             smooth = None
         volume = self.study.unmask(tvec)
@@ -289,7 +300,7 @@ class Analysis:
         for direction in directions:
             sign = 1.0 if direction == "pos" else -1.0
             res = spm_table(sign * volume, self.study.affine, height, extent, smooth, df=df, svc_mask=svc_mask,
-                            analysis_mask=self.study.mask)
+                            analysis_mask=self.study.mask, stat=stat_field.stat, df_effect=stat_field.df_effect)
             tab = res.table.copy()
             n_clusters = int(res.labels.max()) if res.labels.size else 0
             tab["cluster_id"] += offset
@@ -307,7 +318,15 @@ class Analysis:
         if len(directions) > 1:  # one list, clusters by their peak T as SPM orders them
             order = table.groupby("cluster_id")["peak_t"].transform("max")
             table = table.assign(_o=order).sort_values(["_o", "cluster_id", "peak_t"], ascending=[False, True, False]).drop(columns="_o")
-        return ClusterTable(table[CLUSTER_COLUMNS].reset_index(drop=True), labels, height, df, extent, smooth, footers)
+        return ClusterTable(table[CLUSTER_COLUMNS].reset_index(drop=True), labels, height, df, extent, smooth, footers, stat_field)
+
+    def map_field(self, contrast: str, model: ModelName, participants: tuple[str, ...] | None, df: float) -> rft.Field:
+        """The statistic of the map :meth:`t_map` gives: a stored map's own (T, F or Z, as
+        its format says), a refitted map's T at ``df``."""
+        gm = self.study.group_maps.get(contrast)
+        if gm is not None and (self.uses_stored_maps or self.stored_map_applies(contrast, model, self.subset(participants))):
+            return rft.Field(gm.statistic, gm.df_effect, gm.df)
+        return rft.Field("T", 1.0, df)
 
     def cluster_voxels(self, table: ClusterTable, peak_mm: tuple[float, float, float]) -> tuple[np.ndarray, str]:
         """In-mask voxel indices of the listed cluster containing a coordinate."""

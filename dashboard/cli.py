@@ -161,7 +161,7 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     table = result.table.drop(columns=["is_main_peak"])
     footer = result.footers.get(args.direction)
     svc_note = f", small volume {args.svc_mask or args.svc_region}" if (args.svc_mask or args.svc_region) else ""
-    title = f"{args.contrast} {args.direction}: {threshold.describe(result.df, result.smoothness)}, k >= {args.k}, model {args.model}{svc_note}"
+    title = f"{args.contrast} {args.direction}: {threshold.describe(result.df, result.smoothness, result.statistic)}, k >= {args.k}, model {args.model}{svc_note}"
     if args.format == "json":
         payload = {
             "contrast": args.contrast, "direction": args.direction, "title": title, "height_threshold": result.height,

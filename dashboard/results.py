@@ -118,12 +118,13 @@ class GroupMap:
 
     contrast: str
     path: Path
-    statistic: str  # "T"
-    df: float  # error degrees of freedom
+    statistic: str  # SPM's STAT: "T", "F" or "Z"
+    df: float  # error degrees of freedom (inf for Z)
     model: str | None
     description: str
     weights: dict[str, float]
     smoothness: dict[str, Any] | None
+    df_effect: float = 1.0  # numerator df of an F map
 
 
 @dataclass

@@ -888,7 +888,7 @@ def svc_smoothness(
 # Sidecar (JSON) round trip
 # --------------------------------------------------------------------------------------
 def smoothness_from_sidecar(
-    d: dict[str, Any], df: float, voxel_size: Sequence[float]
+    d: dict[str, Any], df: float, voxel_size: Sequence[float], *, stat: str = "T", df_effect: float = 1.0
 ) -> Smoothness:
     """Build a :class:`Smoothness` from a JSON sidecar.
 
@@ -904,6 +904,8 @@ def smoothness_from_sidecar(
         search_volume_vox=int(d["SearchVolumeVoxels"]),
         df=float(df),
         voxel_size_mm=tuple(float(x) for x in voxel_size),  # type: ignore[arg-type]
+        stat=stat,
+        df_effect=float(df_effect),
     )
 
 

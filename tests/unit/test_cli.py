@@ -15,7 +15,7 @@ REQUIRED_CLUSTER_KEYS = {"direction", "cluster_id", "p_set", "c_set", "p_fwe_clu
                          "p_fwe_peak", "p_fdr_peak", "peak_t", "z_score", "p_unc", "x", "y", "z", "label"}
 FOOTER_KEYS = {"height_t", "height_p_unc", "height_p_fwe", "extent_k", "extent_p_unc", "extent_p_fwe", "expected_voxels_per_cluster",
                "expected_clusters", "fwe_p_height", "fdr_p_height", "fwe_c_extent", "fdr_c_extent", "df", "fwhm_mm", "fwhm_vox",
-               "volume_mm3", "volume_voxels", "volume_resels", "voxel_size_mm", "resel_voxels", "max_peaks", "min_distance_mm"}
+               "volume_mm3", "volume_voxels", "volume_resels", "voxel_size_mm", "resel_voxels", "max_peaks", "min_distance_mm", "stat"}
 
 
 def test_cl001_clusters_json_sample_interaction_sfg_first(capsys):
@@ -24,6 +24,7 @@ def test_cl001_clusters_json_sample_interaction_sfg_first(capsys):
     rows = out["rows"]
     assert REQUIRED_CLUSTER_KEYS == set(rows[0])
     assert FOOTER_KEYS == set(out["footer"]) and out["footer"]["df"] == [1, 84] and out["footer"]["extent_k"] == 10
+    assert out["footer"]["stat"] == "T"
     first = rows[0]
     assert (first["x"], first["y"], first["z"]) == (14, 64, 14)
     assert first["label"].startswith("Frontal_Sup")
