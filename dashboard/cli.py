@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dashboard.results import Problem, Study, StudyError, load_study
+from dashboard.formats import OpenOptions, open_study
+from dashboard.results import Problem, Study, StudyError
 
 if TYPE_CHECKING:  # (imported where used: the CLI starts without the statistics stack)
     from dashboard.analysis import Analysis, Threshold
@@ -39,15 +41,29 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _message(exc: Exception) -> str:
+    """One line for a refused request (a KeyError's str() would add quotes)."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _print_problems(exc: StudyError) -> int:
     for problem in exc.problems:
         print(problem, file=sys.stderr)
     return EXIT_PROBLEMS
 
 
+def _statistic_text(stat: str, df: float, df_effect: float) -> str:
+    if stat == "Z":
+        return "Z"
+    if stat == "F":
+        return f"F, df [{df_effect:g}, {df:g}]"
+    return f"T, df {df:g}"
+
+
 def summarize(study: Study) -> str:
     """A few lines describing a loaded study (what `validate` prints)."""
-    dfs = sorted({gm.df for gm in study.group_maps.values()})
+    kinds = sorted({_statistic_text(gm.statistic, gm.df, gm.df_effect) for gm in study.group_maps.values()})
     vs = "x".join(f"{v:g}" for v in study.voxel_size)
     lines = [
         f"{study.root}: OK{' (synthetic sample data)' if study.synthetic else ''}",
@@ -55,7 +71,7 @@ def summarize(study: Study) -> str:
         + ("" if study.has_participant_images else " (no participant images: group maps only)"),
         f"  conditions:   {', '.join(study.condition_ids)}",
         f"  contrasts:    {', '.join(c.id for c in study.contrasts)}",
-        f"  group maps:   {', '.join(sorted(study.group_maps)) or 'none'} (df {', '.join(f'{d:g}' for d in dfs) or '-'})",
+        f"  group maps:   {', '.join(sorted(study.group_maps)) or 'none'} ({'; '.join(kinds) or '-'})",
         f"  grid:         {'x'.join(map(str, study.shape))} voxels of {vs} mm, {study.n_voxels} in the brain mask",
     ]
     if study.tables:
@@ -63,9 +79,19 @@ def summarize(study: Study) -> str:
     return "\n".join(lines)
 
 
+def _open_options(args: argparse.Namespace) -> OpenOptions:
+    return OpenOptions(stat=getattr(args, "stat", None), df=getattr(args, "df", None))
+
+
+def _format_options(p: argparse.ArgumentParser) -> None:
+    """What a folder of plain statistic maps may not say about itself."""
+    p.add_argument("--stat", choices=["t", "z"], default=None, help="statistic of plain maps without a sidecar or a telling name")
+    p.add_argument("--df", type=float, default=None, help="error df of plain T maps without a sidecar")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        study = load_study(args.results, check_data=True)
+        study = open_study(args.results, _open_options(args), check_data=True)
     except StudyError as exc:
         return _print_problems(exc)
     print(summarize(study))
@@ -101,6 +127,7 @@ def _analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=["cells", "subjects", "paired"], default="cells", help="group model (default cells: df = images - 4, as published)")
     p.add_argument("--participants", default=None, help="comma-separated participant ids (default: all)")
     p.add_argument("--format", choices=["tsv", "json"], default="tsv")
+    _format_options(p)
 
 
 def _svc_mask(args: argparse.Namespace, study: Study) -> np.ndarray | None:
@@ -137,17 +164,19 @@ def _subset(args: argparse.Namespace) -> tuple[str, ...] | None:
     return tuple(p.strip() for p in args.participants.split(",") if p.strip()) if args.participants else None
 
 
-def _load_analysis(results: str) -> Analysis:
+def _load_analysis(args: argparse.Namespace) -> Analysis:
     from dashboard.analysis import Analysis
 
     # every check of validate except participant-image data, which is checked when (and
     # only if) a command reads those images: a stored group map needs none of them
-    return Analysis(load_study(results, check_data=True, defer_participant_data=True))
+    analysis = Analysis(open_study(args.results, _open_options(args), check_data=True, defer_participant_data=True))
+    args.contrast = analysis.study.resolve_contrast(args.contrast)
+    return analysis
 
 
 def cmd_clusters(args: argparse.Namespace) -> int:
     try:
-        analysis = _load_analysis(args.results)
+        analysis = _load_analysis(args)
         threshold = _threshold(args)
         result = analysis.clusters(
             args.contrast, directions=(args.direction,), threshold=threshold, extent=args.k,
@@ -156,16 +185,19 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     except StudyError as exc:
         return _print_problems(exc)
     except (ValueError, KeyError) as exc:
-        print(f"{args.results}: {exc}", file=sys.stderr)
+        print(f"{args.results}: {_message(exc)}", file=sys.stderr)
         return EXIT_PROBLEMS
     table = result.table.drop(columns=["is_main_peak"])
     footer = result.footers.get(args.direction)
+    model_note = "the folder's stored map" if analysis.uses_stored_maps else f"model {args.model}"
     svc_note = f", small volume {args.svc_mask or args.svc_region}" if (args.svc_mask or args.svc_region) else ""
-    title = f"{args.contrast} {args.direction}: {threshold.describe(result.df, result.smoothness, result.statistic)}, k >= {args.k}, model {args.model}{svc_note}"
+    title = f"{args.contrast} {args.direction}: {threshold.describe(result.df, result.smoothness, result.statistic)}, k >= {args.k}, {model_note}{svc_note}"
     if args.format == "json":
         payload = {
             "contrast": args.contrast, "direction": args.direction, "title": title, "height_threshold": result.height,
-            "extent_threshold": result.extent, "df": result.df,
+            "extent_threshold": result.extent, "df": result.df if math.isfinite(result.df) else None,
+            "statistic": result.statistic.stat if result.statistic else "T",
+            "df_effect": result.statistic.df_effect if result.statistic and result.statistic.stat == "F" else None,
             "rows": json.loads(table.to_json(orient="records", double_precision=15)),
             "footer": footer.to_dict() if footer is not None else None,
         }
@@ -183,7 +215,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
         peak = tuple(float(v) for v in args.peak.split(","))
         if len(peak) != 3 or not all(np.isfinite(peak)):
             raise ValueError("--peak takes three finite numbers X,Y,Z in MNI mm")
-        analysis = _load_analysis(args.results)
+        analysis = _load_analysis(args)
         out = analysis.regress(
             args.contrast, peak, condition=args.condition, covariate=args.covariate, value=args.value,
             method=args.method, threshold=_threshold(args), extent=args.k, model=args.model,
@@ -192,7 +224,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     except StudyError as exc:
         return _print_problems(exc)
     except (ValueError, KeyError) as exc:
-        print(f"{args.results}: {exc}", file=sys.stderr)
+        print(f"{args.results}: {_message(exc)}", file=sys.stderr)
         return EXIT_PROBLEMS
     fit = out.fit
     payload = {
@@ -245,11 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a results folder; exit 2 with one line per problem")
     p.add_argument("results")
+    _format_options(p)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("clusters", help="SPM-convention cluster table of a contrast")
     p.add_argument("results")
-    p.add_argument("--contrast", required=True)
+    p.add_argument("--contrast", required=True, help="contrast id, 1-based number (SPM/FSL numbering) or label")
     p.add_argument("--direction", choices=["pos", "neg"], default="pos", help="pos: the contrast as its weights define it; neg: the reverse (SPM: the negated contrast)")
     _analysis_options(p)
     svc = p.add_mutually_exclusive_group()

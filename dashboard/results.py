@@ -178,6 +178,20 @@ class Study:
                 return c
         raise KeyError(f"unknown contrast {contrast_id!r}; known: {[c.id for c in self.contrasts]}")
 
+    def resolve_contrast(self, text: str) -> str:
+        """The id of the contrast a user names: its id, its 1-based number (as SPM and FSL
+        number contrasts) or its label (case-insensitive).  KeyError when none fits."""
+        ids = [c.id for c in self.contrasts]
+        if text in ids:
+            return text
+        if text.isdigit() and 1 <= int(text) <= len(ids):
+            return ids[int(text) - 1]
+        by_label = [c.id for c in self.contrasts if c.label.casefold() == text.strip().casefold()]
+        if len(by_label) == 1:
+            return by_label[0]
+        known = ", ".join(f"{i + 1} {c.id}" + (f" ({c.label})" if c.label != c.id else "") for i, c in enumerate(self.contrasts))
+        raise KeyError(f"unknown contrast {text!r}; known: {known}")
+
     @property
     def voxel_size(self) -> tuple[float, float, float]:
         return tuple(float(v) for v in np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
@@ -201,7 +215,7 @@ class Study:
         try:
             return read_volume(path)
         except ImageError as exc:
-            raise StudyError([Problem(_rel(path, self.root), str(exc))]) from None
+            raise StudyError([Problem(relative_name(path, self.root), str(exc))]) from None
 
     @cached_property
     def n_voxels(self) -> int:
@@ -244,11 +258,11 @@ class Study:
                 try:
                     data = read_volume(path)
                 except ImageError as exc:
-                    problems.append(Problem(_rel(path, self.root), str(exc)))
+                    problems.append(Problem(relative_name(path, self.root), str(exc)))
                     continue
                 message = participant_image_problem(data, self.mask)
                 if message:
-                    problems.append(Problem(_rel(path, self.root), message))
+                    problems.append(Problem(relative_name(path, self.root), message))
                     continue
                 out[i, j] = self.masked(data)
         if problems:
@@ -266,14 +280,14 @@ MAX_TEXT_BYTES = 16 * 2**20  # metadata files (JSON, TSV) larger than this are r
 MAX_JSON_DEPTH = 64
 
 
-def _rel(path: Path, root: Path) -> str:
+def relative_name(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
 
 
-def _shown(value: Any, limit: int = 40) -> str:
+def shown(value: Any, limit: int = 40) -> str:
     """A value from a file, quoted for a message (control characters escaped, cut)."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -293,7 +307,7 @@ def participant_image_problem(data: np.ndarray, brain: np.ndarray | None) -> str
 
 def _read_text(path: Path, root: Path, problems: list[Problem]) -> str | None:
     """A metadata file as UTF-8 text, or None after recording why it cannot be."""
-    rel = _rel(path, root)
+    rel = relative_name(path, root)
     if not path.is_file():
         problems.append(Problem(rel, "not a regular file"))
         return None
@@ -319,8 +333,8 @@ def _json_depth(value: Any) -> int:
     return depth - 1
 
 
-def _read_json(path: Path, root: Path, problems: list[Problem], required: bool = True) -> dict[str, Any] | None:
-    rel = _rel(path, root)
+def read_json_object(path: Path, root: Path, problems: list[Problem], required: bool = True) -> dict[str, Any] | None:
+    rel = relative_name(path, root)
     if not path.exists():
         if required:
             problems.append(Problem(rel, "missing"))
@@ -337,7 +351,7 @@ def _read_json(path: Path, root: Path, problems: list[Problem], required: bool =
         problems.append(Problem(rel, "not usable JSON (nested too deeply)"))
         return None
     if not isinstance(value, dict):
-        problems.append(Problem(rel, f"must hold a JSON object, not {_json_type(value)}"))
+        problems.append(Problem(rel, f"must hold a JSON object, not {json_type(value)}"))
         return None
     if _json_depth(value) > MAX_JSON_DEPTH:
         problems.append(Problem(rel, f"nested more than {MAX_JSON_DEPTH} levels deep"))
@@ -345,7 +359,7 @@ def _read_json(path: Path, root: Path, problems: list[Problem], required: bool =
     return value
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -357,11 +371,11 @@ def _json_type(value: Any) -> str:
     return "a list" if isinstance(value, list) else "an object"
 
 
-def _read_tsv(path: Path, root: Path, problems: list[Problem], dtype: type | None = None) -> pd.DataFrame | None:
+def read_tsv(path: Path, root: Path, problems: list[Problem], dtype: type | None = None) -> pd.DataFrame | None:
     """A BIDS TSV file ("n/a" -> missing; ``dtype=str`` for text only), checked to be rectangular with a
     header of unique, non-empty column names (pandas would pad short rows with missing
     values and rename duplicate columns without a word)."""
-    rel = _rel(path, root)
+    rel = relative_name(path, root)
     text = _read_text(path, root, problems)
     if text is None:
         return None
@@ -373,11 +387,11 @@ def _read_tsv(path: Path, root: Path, problems: list[Problem], dtype: type | Non
         return None
     header = lines[0].split("\t")
     if any(not h.strip() for h in header):
-        problems.append(Problem(rel, f"header line has an empty column name (columns: {', '.join(map(_shown, header[:6]))})"))
+        problems.append(Problem(rel, f"header line has an empty column name (columns: {', '.join(map(shown, header[:6]))})"))
         return None
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
-        problems.append(Problem(rel, f"duplicate column names {', '.join(map(_shown, dup))}"))
+        problems.append(Problem(rel, f"duplicate column names {', '.join(map(shown, dup))}"))
         return None
     for number, line in enumerate(lines[1:], start=2):
         n = len(line.split("\t"))
@@ -407,7 +421,7 @@ def _study_grid(headers: dict[Path, ImageHeader]) -> tuple[tuple[int, int, int],
     return shape, affine
 
 
-def _check_grids(headers: dict[Path, ImageHeader], root: Path, problems: list[Problem]) -> tuple[tuple[int, int, int], np.ndarray] | None:
+def check_grids(headers: dict[Path, ImageHeader], root: Path, problems: list[Problem]) -> tuple[tuple[int, int, int], np.ndarray] | None:
     grid = _study_grid(headers)
     if grid is None:
         return None
@@ -416,16 +430,16 @@ def _check_grids(headers: dict[Path, ImageHeader], root: Path, problems: list[Pr
     where = f"the study grid {shape} of {n_on_grid} other images" if n_on_grid > 1 else f"the study grid {shape}"
     for path, h in list(headers.items()):
         if h.shape != shape:
-            problems.append(Problem(_rel(path, root), f"grid {h.shape} differs from {where}"))
+            problems.append(Problem(relative_name(path, root), f"grid {h.shape} differs from {where}"))
             del headers[path]
         elif not np.allclose(h.affine, affine, atol=AFFINE_TOLERANCE):
             shift = float(np.abs(h.affine - affine).max())
-            problems.append(Problem(_rel(path, root), f"affine differs from {where} by up to {shift:.3g} mm (images must share one grid)"))
+            problems.append(Problem(relative_name(path, root), f"affine differs from {where} by up to {shift:.3g} mm (images must share one grid)"))
             del headers[path]
     return grid
 
 
-def _check_data(path: Path, header: ImageHeader, root: Path, problems: list[Problem]) -> np.ndarray | None:
+def check_image_data(path: Path, header: ImageHeader, root: Path, problems: list[Problem]) -> np.ndarray | None:
     """Read the voxel data once: catches truncated/corrupt files and infinities.
 
     NaN is allowed (SPM writes NaN outside its analysis mask); +-Inf is not.
@@ -433,14 +447,14 @@ def _check_data(path: Path, header: ImageHeader, root: Path, problems: list[Prob
     try:
         data = read_volume(path, header)
     except ImageError as exc:
-        problems.append(Problem(_rel(path, root), str(exc)))
+        problems.append(Problem(relative_name(path, root), str(exc)))
         return None
     n_inf = int(np.isinf(data).sum())
     if n_inf:
-        problems.append(Problem(_rel(path, root), f"contains {n_inf} infinite values (NaN marks outside-mask; Inf is an error)"))
+        problems.append(Problem(relative_name(path, root), f"contains {n_inf} infinite values (NaN marks outside-mask; Inf is an error)"))
         return None
     if not np.isfinite(data).any():
-        problems.append(Problem(_rel(path, root), "has no finite voxels"))
+        problems.append(Problem(relative_name(path, root), "has no finite voxels"))
         return None
     return data
 
@@ -476,10 +490,10 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     if not root.is_dir():
         raise StudyError([Problem(str(root), "not a directory")])
 
-    description = _read_json(root / "dataset_description.json", root, problems)
+    description = read_json_object(root / "dataset_description.json", root, problems)
     if description is not None:
         _check_description(description, problems)
-    design = _read_json(root / "design.json", root, problems) or {}
+    design = read_json_object(root / "design.json", root, problems) or {}
     conditions, contrasts = _parse_design(design, problems) if (root / "design.json").exists() and design else ((), ())
     if (root / "design.json").exists() and design == {} and not any(p.file == "design.json" for p in problems):
         problems.append(Problem("design.json", "is empty: it needs Conditions and Contrasts"))
@@ -492,13 +506,13 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     for path in sorted(root.glob("sub-*/ses-*/func/*_statmap.nii*")):
         m = _PARTICIPANT_IMAGE.match(path.name)
         if not m:
-            problems.append(Problem(_rel(path, root), "file name does not follow sub-<id>_ses-<ses>_task-<task>_contrast-<cue>_stat-effect_statmap.nii.gz"))
+            problems.append(Problem(relative_name(path, root), "file name does not follow sub-<id>_ses-<ses>_task-<task>_contrast-<cue>_stat-effect_statmap.nii.gz"))
             continue
         cond_id = cond_by_key.get((m["cue"], m["ses"]))
         if cond_id is None and not conditions:
             continue  # design.json itself is missing or broken: reported once above
         if cond_id is None:
-            problems.append(Problem(_rel(path, root), f"cue {m['cue']!r} in session {m['ses']!r} is not a condition of design.json"))
+            problems.append(Problem(relative_name(path, root), f"cue {m['cue']!r} in session {m['ses']!r} is not a condition of design.json"))
             continue
         image_paths[(m["sub"], cond_id)] = path
 
@@ -527,14 +541,14 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     for path in sorted(group_dir.glob("*_statmap.nii*")) if group_dir.is_dir() else []:
         m = _GROUP_MAP.match(path.name)
         if not m:
-            problems.append(Problem(_rel(path, root), "file name does not follow task-<task>_contrast-<id>_stat-t_statmap.nii.gz"))
+            problems.append(Problem(relative_name(path, root), "file name does not follow task-<task>_contrast-<id>_stat-t_statmap.nii.gz"))
             continue
         if m["contrast"] not in by_id and not contrasts:
             continue  # design.json itself is missing or broken: reported once above
         if m["contrast"] not in by_id:
-            problems.append(Problem(_rel(path, root), f"contrast {m['contrast']!r} is not defined in design.json"))
+            problems.append(Problem(relative_name(path, root), f"contrast {m['contrast']!r} is not defined in design.json"))
             continue
-        side = _read_json(sidecar_path(path), root, problems)
+        side = read_json_object(sidecar_path(path), root, problems)
         if side is None:
             continue
         gm = _parse_sidecar(path, by_id[m["contrast"]], side, {c.id for c in conditions}, root, problems)
@@ -552,14 +566,14 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
         try:
             header = read_header(path)
         except ImageError as exc:
-            problems.append(Problem(_rel(path, root), str(exc)))
+            problems.append(Problem(relative_name(path, root), str(exc)))
             continue
         if header.unscaled_integers and path != mask_path:
-            problems.append(Problem(_rel(path, root), f"stores {header.dtype.name} values with scl_slope 0, so no scaling is applied "
+            problems.append(Problem(relative_name(path, root), f"stores {header.dtype.name} values with scl_slope 0, so no scaling is applied "
                                     "(raw integers); rewrite it with its real slope or as float32"))
             continue
         headers[path] = header
-    grid = _check_grids(headers, root, problems)
+    grid = check_grids(headers, root, problems)
 
     if check_data:
         deferred = set(image_paths.values()) if defer_participant_data else set()
@@ -568,11 +582,11 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
             try:
                 data = read_volume(path, headers[path])
             except ImageError as exc:
-                problems.append(Problem(_rel(path, root), str(exc)))
+                problems.append(Problem(relative_name(path, root), str(exc)))
                 continue
             message = participant_image_problem(data, brain)
             if message:
-                problems.append(Problem(_rel(path, root), message))
+                problems.append(Problem(relative_name(path, root), message))
 
     tables = _read_tables(root, problems)
 
@@ -602,14 +616,14 @@ def _check_study_data(mask_path: Path | None, group_paths: list[Path], headers: 
     (as :attr:`Study.mask` builds it), or None when it cannot be built."""
     brain: np.ndarray | None = None
     if mask_path is not None and mask_path in headers:
-        data = _check_data(mask_path, headers[mask_path], root, problems)
+        data = check_image_data(mask_path, headers[mask_path], root, problems)
         if data is not None:
             brain = data > 0
             if not brain.any():
-                problems.append(Problem(_rel(mask_path, root), "the brain mask has no voxels > 0"))
+                problems.append(Problem(relative_name(mask_path, root), "the brain mask has no voxels > 0"))
     derived: np.ndarray | None = None
     for path in [p for p in group_paths if p in headers]:
-        data = _check_data(path, headers[path], root, problems)
+        data = check_image_data(path, headers[path], root, problems)
         if data is not None:
             inside = np.isfinite(data) & (data != 0)
             derived = inside if derived is None else derived & inside
@@ -621,14 +635,14 @@ def _check_description(description: dict[str, Any], problems: list[Problem]) -> 
     if "DatasetType" not in description:
         problems.append(Problem(rel, 'no DatasetType (a results folder is a BIDS derivative: "DatasetType": "derivative")'))
     elif description["DatasetType"] != "derivative":
-        problems.append(Problem(rel, f'DatasetType must be "derivative", got {_shown(description["DatasetType"])}'))
+        problems.append(Problem(rel, f'DatasetType must be "derivative", got {shown(description["DatasetType"])}'))
     if "Name" in description and not isinstance(description["Name"], str):
-        problems.append(Problem(rel, f"Name must be a string, not {_json_type(description['Name'])}"))
+        problems.append(Problem(rel, f"Name must be a string, not {json_type(description['Name'])}"))
     if "Synthetic" in description and not isinstance(description["Synthetic"], bool):
-        problems.append(Problem(rel, f"Synthetic must be true or false, not {_shown(description['Synthetic'])}"))
+        problems.append(Problem(rel, f"Synthetic must be true or false, not {shown(description['Synthetic'])}"))
 
 
-def _finite_number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """A JSON number that is finite (not a boolean, string, NaN or Infinity), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -637,18 +651,18 @@ def _finite_number(value: Any) -> float | None:
 
 def _parse_weights(value: Any, conditions: set[str] | None, where: str, problems: list[Problem], file: str = "design.json") -> dict[str, float] | None:
     if not isinstance(value, dict) or not value:
-        problems.append(Problem(file, f"{where} must be an object of condition: weight, not {_json_type(value)}"))
+        problems.append(Problem(file, f"{where} must be an object of condition: weight, not {json_type(value)}"))
         return None
     weights: dict[str, float] = {}
     for key, w in value.items():
-        number = _finite_number(w)
+        number = finite_number(w)
         if number is None:
-            problems.append(Problem(file, f"{where} weight of {_shown(key)} must be a finite number, got {_shown(w)}"))
+            problems.append(Problem(file, f"{where} weight of {shown(key)} must be a finite number, got {shown(w)}"))
             return None
         weights[str(key)] = number
     unknown = sorted(set(weights) - conditions) if conditions is not None else []
     if unknown:
-        problems.append(Problem(file, f"{where} weights unknown conditions {', '.join(map(_shown, unknown))}"))
+        problems.append(Problem(file, f"{where} weights unknown conditions {', '.join(map(shown, unknown))}"))
         return None
     if not any(weights.values()):
         problems.append(Problem(file, f"{where} weights are all zero"))
@@ -664,12 +678,12 @@ def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tupl
     file = "design.json"
     raw_conditions = design.get("Conditions")
     if not isinstance(raw_conditions, list) or not raw_conditions:
-        problems.append(Problem(file, f"Conditions must be a non-empty list of objects, not {_json_type(raw_conditions) if 'Conditions' in design else 'missing'}"))
+        problems.append(Problem(file, f"Conditions must be a non-empty list of objects, not {json_type(raw_conditions) if 'Conditions' in design else 'missing'}"))
         raw_conditions = []
     conditions: list[Condition] = []
     for i, c in enumerate(raw_conditions):
         if not isinstance(c, dict):
-            problems.append(Problem(file, f"Conditions[{i}] must be an object with id, cue and session, not {_json_type(c)}"))
+            problems.append(Problem(file, f"Conditions[{i}] must be an object with id, cue and session, not {json_type(c)}"))
             continue
         missing = [key for key in ("id", "cue", "session") if not isinstance(c.get(key), str) or not c.get(key)]
         if missing:
@@ -677,20 +691,20 @@ def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tupl
             continue
         values: dict[str, str] = {key: c[key] for key in ("id", "cue", "session")}
         if not CONDITION_ID.match(values["id"]):
-            problems.append(Problem(file, f"Conditions[{i}] id {_shown(values['id'])} must be letters, digits, '_' or '-' (at most 64)"))
+            problems.append(Problem(file, f"Conditions[{i}] id {shown(values['id'])} must be letters, digits, '_' or '-' (at most 64)"))
             continue
         bad = [key for key in ("cue", "session") if not BIDS_LABEL.match(values[key])]
         if bad:
-            problems.append(Problem(file, f"Conditions[{i}] {bad[0]} {_shown(values[bad[0]])} must be a BIDS label (letters and digits only: it is part of file names)"))
+            problems.append(Problem(file, f"Conditions[{i}] {bad[0]} {shown(values[bad[0]])} must be a BIDS label (letters and digits only: it is part of file names)"))
             continue
         label = c.get("label", values["id"])
         if not isinstance(label, str):
-            problems.append(Problem(file, f"Conditions[{i}] label must be a string, not {_json_type(label)}"))
+            problems.append(Problem(file, f"Conditions[{i}] label must be a string, not {json_type(label)}"))
             continue
         conditions.append(Condition(id=values["id"], cue=values["cue"], session=values["session"], label=label))
     ids = [c.id for c in conditions]
     for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        problems.append(Problem(file, f"condition id {_shown(dup)} is defined twice"))
+        problems.append(Problem(file, f"condition id {shown(dup)} is defined twice"))
     cells = [(c.cue, c.session) for c in conditions]
     for cue, session in sorted({k for k in cells if cells.count(k) > 1}):
         problems.append(Problem(file, f"cue {cue!r} in session {session!r} is two conditions"))
@@ -699,30 +713,30 @@ def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tupl
     known: set[str] | None = set(ids) if not any(p.file == file for p in problems) else None
     raw_contrasts = design.get("Contrasts")
     if not isinstance(raw_contrasts, list) or not raw_contrasts:
-        problems.append(Problem(file, f"Contrasts must be a non-empty list of objects, not {_json_type(raw_contrasts) if 'Contrasts' in design else 'missing'}"))
+        problems.append(Problem(file, f"Contrasts must be a non-empty list of objects, not {json_type(raw_contrasts) if 'Contrasts' in design else 'missing'}"))
         raw_contrasts = []
     contrasts: list[Contrast] = []
     for i, c in enumerate(raw_contrasts):
         if not isinstance(c, dict):
-            problems.append(Problem(file, f"Contrasts[{i}] must be an object with id and weights, not {_json_type(c)}"))
+            problems.append(Problem(file, f"Contrasts[{i}] must be an object with id and weights, not {json_type(c)}"))
             continue
         cid = c.get("id")
         if not isinstance(cid, str) or not BIDS_LABEL.match(cid):
-            problems.append(Problem(file, f"Contrasts[{i}] id {_shown(cid)} must be a BIDS label (letters and digits only: it is part of file names)"))
+            problems.append(Problem(file, f"Contrasts[{i}] id {shown(cid)} must be a BIDS label (letters and digits only: it is part of file names)"))
             continue
         label = c.get("label", cid)
         if not isinstance(label, str):
-            problems.append(Problem(file, f"Contrasts[{i}] label must be a string, not {_json_type(label)}"))
+            problems.append(Problem(file, f"Contrasts[{i}] label must be a string, not {json_type(label)}"))
             continue
         weights = _parse_weights(c.get("weights"), known, f"contrast {cid!r}", problems)
         if weights is not None:
             contrasts.append(Contrast(id=cid, label=label, weights=weights))
     cids = [c.id for c in contrasts]
     for dup in sorted({i for i in cids if cids.count(i) > 1}):
-        problems.append(Problem(file, f"contrast id {_shown(dup)} is defined twice"))
+        problems.append(Problem(file, f"contrast id {shown(dup)} is defined twice"))
     model = design.get("DefaultModel")
     if model is not None and model not in MODELS:
-        problems.append(Problem(file, f"DefaultModel {_shown(model)} is not one of {', '.join(MODELS)}"))
+        problems.append(Problem(file, f"DefaultModel {shown(model)} is not one of {', '.join(MODELS)}"))
     if any(p.file == file for p in problems):
         return (), ()
     return tuple(conditions), tuple(contrasts)
@@ -736,30 +750,30 @@ def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFram
     if not path.exists():
         return None, {}, True
     n_before = len(problems)
-    df = _read_tsv(path, root, problems, dtype=str)
+    df = read_tsv(path, root, problems, dtype=str)
     if df is None:
         return None, {}, False
     if "participant_id" not in df.columns:
-        problems.append(Problem("participants.tsv", f"no participant_id column (columns: {', '.join(map(_shown, df.columns[:6]))})"))
+        problems.append(Problem("participants.tsv", f"no participant_id column (columns: {', '.join(map(shown, df.columns[:6]))})"))
         return None, {}, False
     pids = df["participant_id"].fillna("")
     refused = [p for p in pids if not PARTICIPANT_ID.match(p)]
     if refused:
         more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
-        problems.append(Problem("participants.tsv", f"participant_id must be sub-<letters and digits> (BIDS); refused: {', '.join(map(_shown, refused[:3]))}{more}"))
+        problems.append(Problem("participants.tsv", f"participant_id must be sub-<letters and digits> (BIDS); refused: {', '.join(map(shown, refused[:3]))}{more}"))
         return None, {}, False
     dup = pids[pids.duplicated()].unique()
     if len(dup):
         problems.append(Problem("participants.tsv", f"duplicate participant_id {', '.join(dup)}"))
         return None, {}, False
-    columns = _read_json(root / "participants.json", root, problems, required=False) or {}
+    columns = read_json_object(root / "participants.json", root, problems, required=False) or {}
     for col, spec in columns.items():
         if not isinstance(spec, dict):
-            problems.append(Problem("participants.json", f"{_shown(col)} must be an object (Description, Units, Levels), not {_json_type(spec)}"))
+            problems.append(Problem("participants.json", f"{shown(col)} must be an object (Description, Units, Levels), not {json_type(spec)}"))
         elif "Levels" in spec and not (isinstance(spec["Levels"], dict) and all(isinstance(v, str) for v in spec["Levels"].values())):
-            problems.append(Problem("participants.json", f"{_shown(col)}: Levels must be an object of level: description strings"))
+            problems.append(Problem("participants.json", f"{shown(col)}: Levels must be an object of level: description strings"))
         elif any(k in spec and not isinstance(spec[k], str) for k in ("Description", "Units", "LongName")):
-            problems.append(Problem("participants.json", f"{_shown(col)}: Description, LongName and Units must be strings"))
+            problems.append(Problem("participants.json", f"{shown(col)}: Description, LongName and Units must be strings"))
     df = df.set_index("participant_id")
     for col in df.columns:
         spec = columns.get(col, {}) if isinstance(columns.get(col), dict) else {}
@@ -781,26 +795,26 @@ def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFram
 def _parse_sidecar(path: Path, contrast: Contrast, side: dict[str, Any], conditions: set[str], root: Path,
                    problems: list[Problem]) -> GroupMap | None:
     """A group map's JSON sidecar, every field the app uses checked."""
-    rel = _rel(sidecar_path(path), root)
+    rel = relative_name(sidecar_path(path), root)
     n_before = len(problems)
     df = side.get("DegreesOfFreedom")
     if df is None:
         problems.append(Problem(rel, "no DegreesOfFreedom (error df of the statistic)"))
         return None
-    number = _finite_number(df)
+    number = finite_number(df)
     if number is None:
-        problems.append(Problem(rel, f"DegreesOfFreedom {_shown(df)} is not a finite number"))
+        problems.append(Problem(rel, f"DegreesOfFreedom {shown(df)} is not a finite number"))
         return None
     if number < 1:
         problems.append(Problem(rel, f"DegreesOfFreedom must be at least 1, got {number:g}"))
         return None
     stat = side.get("StatisticType", "")
     if not isinstance(stat, str) or stat.upper() != "T":
-        problems.append(Problem(rel, f"StatisticType must be \"T\", got {_shown(stat)}"))
+        problems.append(Problem(rel, f"StatisticType must be \"T\", got {shown(stat)}"))
         return None
     for key in ("Model", "Description"):
         if key in side and not isinstance(side[key], str):
-            problems.append(Problem(rel, f"{key} must be a string, not {_json_type(side[key])}"))
+            problems.append(Problem(rel, f"{key} must be a string, not {json_type(side[key])}"))
     weights: dict[str, float] = {}
     if "ContrastWeights" in side:
         weights = _parse_weights(side["ContrastWeights"], conditions, "ContrastWeights", problems, file=rel) or {}
@@ -836,18 +850,18 @@ def _proportional(a: dict[str, float], b: dict[str, float]) -> bool:
 def smoothness_problem(value: Any) -> str | None:
     """What is wrong with a sidecar's Smoothness object (the keys RFT reads), or None."""
     if not isinstance(value, dict):
-        return f"must be an object, not {_json_type(value)}"
+        return f"must be an object, not {json_type(value)}"
     for key, n in (("FWHMVoxels", 3), ("Resels", 4)):
         v = value.get(key)
-        if not isinstance(v, list) or len(v) != n or any(_finite_number(x) is None for x in v):
-            return f"{key} must be a list of {n} finite numbers, got {_shown(v)}"
+        if not isinstance(v, list) or len(v) != n or any(finite_number(x) is None for x in v):
+            return f"{key} must be a list of {n} finite numbers, got {shown(v)}"
     if any(x <= 0 for x in value["FWHMVoxels"]):
         return f"FWHMVoxels must be positive, got {value['FWHMVoxels']}"
     if any(x < 0 for x in value["Resels"]) or value["Resels"][0] <= 0:
         return f"Resels must be non-negative with R0 > 0, got {value['Resels']}"
-    search = _finite_number(value.get("SearchVolumeVoxels"))
+    search = finite_number(value.get("SearchVolumeVoxels"))
     if search is None or search < 1 or search != int(search):
-        return f"SearchVolumeVoxels must be a positive whole number, got {_shown(value.get('SearchVolumeVoxels'))}"
+        return f"SearchVolumeVoxels must be a positive whole number, got {shown(value.get('SearchVolumeVoxels'))}"
     return None
 
 
@@ -857,7 +871,7 @@ def _read_tables(root: Path, problems: list[Problem]) -> dict[str, pd.DataFrame]
     if not tdir.is_dir():
         return tables
     for path in sorted(tdir.glob("*.tsv")):
-        df = _read_tsv(path, root, problems)
+        df = read_tsv(path, root, problems)
         if df is not None:
             tables[path.stem] = df
     return tables

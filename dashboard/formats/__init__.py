@@ -1,0 +1,64 @@
+"""Results folders as analysis packages write them, each read into one :class:`Study`.
+
+One module per kind of folder, each with ``detect(root) -> bool`` and
+``load(root, options, check_data=..., defer_participant_data=...) -> Study``:
+
+- :mod:`dashboard.results` - the project's own BIDS-derivatives layout (design.json);
+- :mod:`dashboard.formats.spm` - an SPM12 second-level folder (SPM.mat);
+- :mod:`dashboard.formats.maps` - a plain folder of statistic maps (NeuroVault, nilearn).
+
+:func:`open_study` picks the reader; every command and the app open folders with it.
+Every reader is read-only and reports problems as :class:`dashboard.results.Problem`
+lines naming the file.  A new kind of folder is a new module here, added to READERS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dashboard.results import Problem, Study, StudyError, load_study
+
+
+@dataclass(frozen=True)
+class OpenOptions:
+    """What a folder cannot say about itself, from the command line.
+
+    ``stat`` / ``df``: the statistic ("t" or "z") and error df of plain maps without a
+    sidecar or a telling name.
+    """
+
+    stat: str | None = None
+    df: float | None = None
+
+
+def detect_format(root: Path) -> str | None:
+    """Which reader a folder needs: "spm", "project", "maps", or None."""
+    from dashboard.formats import maps, spm
+
+    if spm.detect(root):
+        return "spm"
+    if (root / "design.json").exists() or (root / "dataset_description.json").exists():
+        return "project"
+    if maps.detect(root):
+        return "maps"
+    return None
+
+
+def open_study(root: str | Path, options: OpenOptions | None = None, *, check_data: bool = True,
+               defer_participant_data: bool = False) -> Study:
+    """Open any supported results folder (read-only); :class:`StudyError` otherwise."""
+    from dashboard.formats import maps, spm
+
+    root = Path(root)
+    options = options or OpenOptions()
+    if not root.is_dir():
+        raise StudyError([Problem(str(root), "not a directory")])
+    kind = detect_format(root)
+    if kind == "spm":
+        return spm.load(root, options, check_data=check_data, defer_participant_data=defer_participant_data)
+    if kind == "project":
+        return load_study(root, check_data=check_data, defer_participant_data=defer_participant_data)
+    if kind == "maps":
+        return maps.load(root, options, check_data=check_data)
+    raise StudyError([Problem(str(root), "not a results folder: no SPM.mat, no design.json and no statistic maps (*.nii, *.nii.gz)")])

@@ -1,0 +1,165 @@
+"""An SPM12 second-level folder: ``SPM.mat`` and the images SPM wrote beside it.
+
+What is read, as SPM's results viewer uses it (``spm_getSPM``), with no re-estimation:
+
+- contrasts from ``SPM.xCon``: name, ``STAT`` (T or F), weights ``c`` over the design's
+  columns (``SPM.xX.name``), the statistic image ``Vspm`` (``spmT_*`` / ``spmF_*``) and,
+  for an F, its effect df ``eidf``;
+- the error df ``SPM.xX.erdf`` (not an integer: 84.000000000000085, used as it is);
+- smoothness and search volume from ``SPM.xVol``: ``FWHM`` (voxels), the resel counts
+  ``R`` and the voxel count ``S``; the analysis mask from ``mask.nii`` (``spmT`` images
+  hold 0, not NaN, outside it, and in-mask voxels can be exactly 0).
+
+The design's participant images (``SPM.xY.P``) are not read yet: the group-level views
+and tables work; participant features say that they need the images.
+
+``SPM.mat`` is read with :func:`scipy.io.loadmat` (MATLAB v5/v6/v7 files, SPM's default).
+A v7.3 (HDF5) file gets a one-line error saying how to re-save it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dashboard.nifti import ImageError, ImageHeader, read_header
+from dashboard.results import Contrast, GroupMap, Problem, Study, StudyError, check_grids, check_image_data
+
+if TYPE_CHECKING:
+    from dashboard.formats import OpenOptions
+
+SPM_MAT = "SPM.mat"
+MASK = "mask.nii"
+
+
+def detect(root: Path) -> bool:
+    return (root / SPM_MAT).is_file()
+
+
+def read_spm_mat(path: Path) -> Any:
+    """The ``SPM`` struct of an SPM.mat (scipy ``mat_struct``); StudyError if unreadable."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    name = path.name
+    try:
+        with path.open("rb") as f:
+            head = f.read(128)
+        if b"MATLAB 7.3" in head or head[:8] == b"\x89HDF\r\n\x1a\n":
+            raise StudyError([Problem(name, "is a MATLAB v7.3 (HDF5) file, which is not read; re-save it in MATLAB with "
+                                            "load('SPM.mat'); save('SPM.mat', 'SPM', '-v7')")])
+        mat = loadmat(str(path), squeeze_me=True, struct_as_record=False, verify_compressed_data_integrity=True)
+    except StudyError:
+        raise
+    except (MatReadError, ValueError, OSError, EOFError, NotImplementedError, TypeError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StudyError([Problem(name, f"cannot be read as a MATLAB file ({text})")]) from None
+    if "SPM" not in mat:
+        raise StudyError([Problem(name, f"holds no SPM structure (variables: {', '.join(k for k in mat if not k.startswith('__'))})")])
+    return mat["SPM"]
+
+
+def _field(obj: Any, name: str, where: str) -> Any:
+    if not hasattr(obj, name):
+        raise StudyError([Problem(SPM_MAT, f"{where}.{name} is missing (not an estimated SPM model?)")])
+    return getattr(obj, name)
+
+
+def _strings(value: Any) -> list[str]:
+    """A MATLAB cellstr / char array as a list of str."""
+    arr = np.atleast_1d(value)
+    return [str(v) for v in arr.ravel()]
+
+
+def _weights(c: Any, names: list[str]) -> dict[str, float]:
+    """A T contrast's weights over the design's columns (F contrasts: empty)."""
+    arr = np.asarray(c, dtype=float)
+    if arr.ndim != 1 or arr.size != len(names):
+        return {}
+    return {n: float(w) for n, w in zip(names, arr, strict=True) if w != 0}
+
+
+def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
+    """Read an SPM12 second-level folder; :class:`StudyError` with every problem found."""
+    del options, defer_participant_data  # (nothing to ask; participant images are not read yet)
+    spm = read_spm_mat(root / SPM_MAT)
+    xx = _field(spm, "xX", "SPM")
+    xvol = _field(spm, "xVol", "SPM")
+    erdf = float(_field(xx, "erdf", "SPM.xX"))
+    names = _strings(_field(xx, "name", "SPM.xX"))
+    if not math.isfinite(erdf) or erdf <= 0:
+        raise StudyError([Problem(SPM_MAT, f"SPM.xX.erdf is {erdf:g}: the model has no error degrees of freedom")])
+    smoothness = {
+        "FWHMVoxels": [float(v) for v in np.atleast_1d(_field(xvol, "FWHM", "SPM.xVol"))],
+        "Resels": [float(v) for v in np.atleast_1d(_field(xvol, "R", "SPM.xVol"))],
+        "SearchVolumeVoxels": int(_field(xvol, "S", "SPM.xVol")),
+    }
+    xcon = np.atleast_1d(getattr(spm, "xCon", []))
+    problems: list[Problem] = []
+    contrasts: list[Contrast] = []
+    group_maps: dict[str, GroupMap] = {}
+    for i, con in enumerate(xcon, start=1):
+        try:
+            stat = str(con.STAT)
+            label = str(con.name)
+            fname = str(con.Vspm.fname) if hasattr(con.Vspm, "fname") else ""
+        except AttributeError:
+            problems.append(Problem(SPM_MAT, f"SPM.xCon({i}) lacks STAT, name or an estimated image (Vspm)"))
+            continue
+        if stat not in ("T", "F"):
+            problems.append(Problem(SPM_MAT, f"SPM.xCon({i}) {label!r} has STAT {stat!r}; only T and F contrasts are read"))
+            continue
+        if not fname:
+            continue  # defined but never estimated: SPM shows it only after computing it
+        path = root / Path(fname).name
+        if not path.is_file():
+            problems.append(Problem(Path(fname).name, f"missing: the image of contrast {i} ({label!r}) in SPM.xCon"))
+            continue
+        cid = str(i)
+        eidf = float(con.eidf) if stat == "F" else 1.0
+        contrasts.append(Contrast(id=cid, label=label, weights=_weights(con.c, names) if stat == "T" else {}))
+        group_maps[cid] = GroupMap(contrast=cid, path=path, statistic=stat, df=erdf, model=None,
+                                   description=f"SPM12 contrast {i}: {label} ({stat})", weights=contrasts[-1].weights,
+                                   smoothness=smoothness, df_effect=eidf)
+    if not contrasts and not problems:
+        problems.append(Problem(SPM_MAT, "no estimated contrasts in SPM.xCon: define one in SPM's results viewer first"))
+    mask_path = root / MASK
+    if not mask_path.is_file():
+        problems.append(Problem(MASK, "missing: SPM writes the analysis mask beside SPM.mat"))
+    headers: dict[Path, ImageHeader] = {}
+    for path in [gm.path for gm in group_maps.values()] + ([mask_path] if mask_path.is_file() else []):
+        try:
+            headers[path] = read_header(path)
+        except ImageError as exc:
+            problems.append(Problem(path.name, str(exc)))
+    grid = check_grids(headers, root, problems)
+    dim = tuple(int(v) for v in np.atleast_1d(getattr(xvol, "DIM", [])))
+    if grid is not None and dim and dim != grid[0]:
+        problems.append(Problem(SPM_MAT, f"SPM.xVol.DIM {dim} differs from the images' grid {grid[0]}"))
+    if check_data:
+        for path in list(headers):
+            data = check_image_data(path, headers[path], root, problems)
+            if data is not None and path == mask_path and int((data > 0).sum()) != smoothness["SearchVolumeVoxels"]:
+                problems.append(Problem(MASK, f"has {int((data > 0).sum())} voxels > 0, SPM.xVol.S says {smoothness['SearchVolumeVoxels']}"))
+    if problems:
+        raise StudyError(problems)
+    assert grid is not None
+    return Study(
+        root=root,
+        description={"Name": root.name, "DatasetType": "derivative", "SourceFormat": "SPM12 second level (SPM.mat)",
+                     "SPM": str(getattr(spm, "SPMid", "")).strip()},
+        design={"DesignColumns": names},
+        conditions=(),
+        contrasts=tuple(contrasts),
+        participants=pd.DataFrame(index=pd.Index([], name="participant_id")),
+        participant_columns={},
+        group_maps=group_maps,
+        image_paths={},
+        shape=grid[0],
+        affine=np.asarray(grid[1]),
+        mask_path=mask_path,
+    )
