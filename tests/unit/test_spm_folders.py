@@ -1,0 +1,98 @@
+"""Real SPM12 second-level folders (tests/data/spm_folders, written by SPM12 r7771 under
+Octave from the sample's images at a coarse grid: scripts/spm_fixtures) opened as they
+are: every contrast's table, T and F, equals SPM's own spm_list('Table') output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dashboard.analysis import Analysis, Threshold
+from dashboard.cli import main
+from dashboard.formats import detect_format, open_study
+from dashboard.results import StudyError
+from dashboard.stats import rft
+from tests.spm_compare import assert_matches_spm
+
+FOLDERS = Path(__file__).resolve().parents[1] / "data" / "spm_folders"
+DESIGNS = sorted(p.parent for p in FOLDERS.glob("*/SPM.mat"))
+TABLES = sorted(p for d in DESIGNS for p in (d / "spm_tables").glob("*.json"))
+
+
+def test_sf000_every_design_is_there():
+    assert {d.name for d in DESIGNS} >= {"ff_cells", "ff_subjects", "onesample", "onesample_cov", "twosample", "paired"}
+    assert len(TABLES) >= 24
+
+
+@pytest.fixture(scope="module")
+def analyses():
+    return {d.name: Analysis(open_study(d)) for d in DESIGNS}
+
+
+@pytest.mark.parametrize("case", TABLES, ids=[f"{p.parent.parent.name}-{p.stem}" for p in TABLES])
+def test_sf001_table_and_footer_are_spms(case, analyses):
+    ref = json.loads(case.read_text())
+    analysis = analyses[case.parent.parent.name]
+    cid = str(ref["contrast"]["index"])
+    gm = analysis.study.group_maps[cid]
+    assert gm.statistic == ref["contrast"]["STAT"] == ref["inputs"]["STAT"]
+    assert [gm.df_effect if gm.statistic == "F" else ref["inputs"]["df"][0], gm.df] == ref["inputs"]["df"]
+    desc = str(ref["thresDesc"])
+    threshold = Threshold(p_fwe=float(ref["u_input"])) if "FWE" in desc else Threshold(p_unc=float(ref["u_input"]))
+    result = analysis.clusters(cid, threshold=threshold, extent=int(ref["k"]), label_atlas=None)
+    tol = 1e-5 if "FWE" in desc else 1e-6  # spm_uc's Newton steps stop at 1e-6; spm_u bisects (~1e-8 on T, ~2e-7 on F at 11.6)
+    assert result.height == pytest.approx(float(ref["u"]), abs=tol)
+    smooth = analysis.smoothness(cid)
+    assert smooth is not None and list(smooth.resels) == ref["inputs"]["R"] and smooth.search_volume_vox == ref["inputs"]["S"]
+    assert list(smooth.fwhm_vox) == ref["inputs"]["FWHM"]
+    # the table at SPM's own u (the threshold's last digits are compared above)
+    from dashboard.stats.spm_table import spm_table
+
+    field = rft.Field(gm.statistic, gm.df_effect, gm.df)
+    res = spm_table(analysis.study.unmask(analysis.study.group_map(cid).astype(float)), analysis.study.affine, float(ref["u"]),
+                    int(ref["k"]), smooth, df=gm.df, stat=field.stat, df_effect=field.df_effect, analysis_mask=analysis.study.mask)
+    assert_matches_spm(res.table, res.footer, ref)
+    assert len(result.table) == len(ref["TabDat"]["dat"])
+
+
+def test_sf002_cli_on_an_spm_folder_by_number_and_name(capsys):
+    folder = FOLDERS / "ff_cells"
+    assert detect_format(folder) == "spm"
+    assert main(["validate", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "group maps:" in out and "F, df [2, 84]" in out
+    assert main(["clusters", str(folder), "--contrast", "3", "--format", "json"]) == 0
+    by_number = json.loads(capsys.readouterr().out)
+    label = open_study(folder).contrast("3").label
+    assert main(["clusters", str(folder), "--contrast", label, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == by_number["rows"]
+    assert by_number["df"] == pytest.approx(84, abs=1e-9) and by_number["statistic"] == "T"
+
+
+def test_sf003_f_contrast_has_no_negative_direction(capsys):
+    study = open_study(FOLDERS / "ff_cells")
+    f = next(c for c, gm in study.group_maps.items() if gm.statistic == "F")
+    assert main(["clusters", str(FOLDERS / "ff_cells"), "--contrast", f, "--direction", "neg"]) == 2
+    assert "is an F contrast: it has no negative direction" in capsys.readouterr().err
+
+
+def test_sf004_broken_spm_folders_are_one_line(tmp_path):
+    folder = tmp_path / "spm"
+    shutil.copytree(FOLDERS / "onesample", folder)
+    (folder / "SPM.mat").write_bytes(b"MATLAB 7.3 MAT-file, Platform: GLNXA64" + b"\0" * 200)
+    with pytest.raises(StudyError) as info:
+        open_study(folder)
+    assert [str(p) for p in info.value.problems] == ["SPM.mat: is a MATLAB v7.3 (HDF5) file, which is not read; re-save it in MATLAB with "
+                                                     "load('SPM.mat'); save('SPM.mat', 'SPM', '-v7')"]
+    shutil.copy(FOLDERS / "onesample" / "SPM.mat", folder / "SPM.mat")
+    spmt = sorted(folder.glob("spmT_*.nii"))[0]
+    spmt.unlink()
+    with pytest.raises(StudyError) as info:
+        open_study(folder)
+    assert str(info.value.problems[0]).startswith(f"{spmt.name}: missing: the image of contrast 1")
+    (folder / "SPM.mat").write_bytes(b"not a mat file at all" * 10)
+    with pytest.raises(StudyError, match=r"SPM\.mat: cannot be read as a MATLAB file"):
+        open_study(folder)
