@@ -76,17 +76,20 @@ def summarize(study: Study) -> str:
     ]
     if study.tables:
         lines.append(f"  tables:       {', '.join(sorted(study.tables))}")
+    lines.extend(f"  {note}" for note in study.notes)
     return "\n".join(lines)
 
 
 def _open_options(args: argparse.Namespace) -> OpenOptions:
-    return OpenOptions(stat=getattr(args, "stat", None), df=getattr(args, "df", None))
+    root = getattr(args, "first_level_root", None)
+    return OpenOptions(stat=getattr(args, "stat", None), df=getattr(args, "df", None), first_level_root=Path(root) if root else None)
 
 
 def _format_options(p: argparse.ArgumentParser) -> None:
     """What a folder of plain statistic maps may not say about itself."""
     p.add_argument("--stat", choices=["t", "z"], default=None, help="statistic of plain maps without a sidecar or a telling name")
     p.add_argument("--df", type=float, default=None, help="error df of plain T maps without a sidecar")
+    p.add_argument("--first-level-root", default=None, help="where to look for an SPM design's input images (SPM.xY.P) by their path's tail")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -148,6 +148,7 @@ class Study:
     affine: np.ndarray
     mask_path: Path | None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what validate adds to its summary (e.g. an SPM refit check)
     _group_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     # -- identity -----------------------------------------------------------------

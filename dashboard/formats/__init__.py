@@ -25,11 +25,14 @@ class OpenOptions:
     """What a folder cannot say about itself, from the command line.
 
     ``stat`` / ``df``: the statistic ("t" or "z") and error df of plain maps without a
-    sidecar or a telling name.
+    sidecar or a telling name.  ``first_level_root``: where an SPM design's input images
+    (``SPM.xY.P``, absolute paths of the machine that estimated it) are looked for by
+    their tail when neither the path as written nor the path relative to the folder exists.
     """
 
     stat: str | None = None
     df: float | None = None
+    first_level_root: Path | None = None
 
 
 def detect_format(root: Path) -> str | None:

@@ -10,8 +10,11 @@ What is read, as SPM's results viewer uses it (``spm_getSPM``), with no re-estim
   ``R`` and the voxel count ``S``; the analysis mask from ``mask.nii`` (``spmT`` images
   hold 0, not NaN, outside it, and in-mask voxels can be exactly 0).
 
-The design's participant images (``SPM.xY.P``) are not read yet: the group-level views
-and tables work; participant features say that they need the images.
+The design's input images (``SPM.xY.P``, absolute paths of the machine that estimated
+it) are found as written, else relative to the folder, else by their tail under
+``--first-level-root`` (:func:`resolve_scan`); ``validate`` refits the design from them
+(:mod:`dashboard.stats.glm`) and reports how closely SPM's spmT/spmF are reproduced.
+Participant features in the views do not use them yet.
 
 ``SPM.mat`` is read with :func:`scipy.io.loadmat` (MATLAB v5/v6/v7 files, SPM's default).
 A v7.3 (HDF5) file gets a one-line error saying how to re-save it.
@@ -20,13 +23,14 @@ A v7.3 (HDF5) file gets a one-line error saying how to re-save it.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from dashboard.nifti import ImageError, ImageHeader, read_header
+from dashboard.nifti import ImageError, ImageHeader, read_header, read_volume
 from dashboard.results import Contrast, GroupMap, Problem, Study, StudyError, check_grids, check_image_data
 
 if TYPE_CHECKING:
@@ -83,9 +87,65 @@ def _weights(c: Any, names: list[str]) -> dict[str, float]:
     return {n: float(w) for n, w in zip(names, arr, strict=True) if w != 0}
 
 
+def _parts(text: str) -> list[str]:
+    """Components of a path written on any machine (POSIX or Windows separators)."""
+    return [p for p in re.split(r"[\\/]+", text) if p and not re.fullmatch(r"[A-Za-z]:", p)]
+
+
+def resolve_scan(written: str, swd: str, root: Path, first_level_root: Path | None) -> Path | None:
+    """Where one ``SPM.xY.P`` entry is on this machine: the path as written, else the same
+    path relative to the folder (``SPM.swd`` is where the model was estimated, ``root``
+    where it is now), else its longest tail found under ``first_level_root``."""
+    path = written.rsplit(",", 1)[0] if re.search(r",\d+$", written) else written
+    if Path(path).is_file():
+        return Path(path)
+    parts, home = _parts(path), _parts(swd)
+    common = 0
+    while common < min(len(parts), len(home)) and parts[common] == home[common]:
+        common += 1
+    if common:
+        candidate = root.joinpath(*([".."] * (len(home) - common)), *parts[common:])
+        if candidate.is_file():
+            return candidate
+    if first_level_root is not None:
+        for start in range(len(parts)):
+            candidate = first_level_root.joinpath(*parts[start:])
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _refit_note(spm: Any, root: Path, scans: list[Path], group_maps: dict[str, GroupMap], mask: np.ndarray,
+                problems: list[Problem]) -> str | None:
+    """Refit SPM's design from its input images and compare with SPM's own statistic
+    images: the largest absolute difference over the mask, as one summary line."""
+    from dashboard.stats.glm import fit_design
+
+    rows = []
+    for path in scans:
+        try:
+            rows.append(read_volume(path)[mask])
+        except ImageError as exc:
+            problems.append(Problem(str(path), str(exc)))
+            return None
+    x = np.asarray(spm.xX.X, dtype=float).reshape(len(scans), -1)
+    w = spm.xX.W.toarray() if hasattr(spm.xX.W, "toarray") else np.asarray(spm.xX.W, dtype=float)
+    fit = fit_design(np.vstack(rows), x, None if np.allclose(w, np.eye(len(scans))) else w)
+    worst = 0.0
+    for i, con in enumerate(np.atleast_1d(spm.xCon), start=1):
+        gm = group_maps.get(str(i))
+        if gm is None:
+            continue
+        c = np.asarray(con.c, dtype=float)
+        ours = fit.t_map(c) if gm.statistic == "T" else fit.f_map(c)[0]
+        theirs = read_volume(gm.path)[mask]
+        worst = max(worst, float(np.nanmax(np.abs(ours - theirs))))
+    return (f"refit:        the design refitted from its {len(scans)} images reproduces SPM's spmT/spmF "
+            f"to {worst:.1e} (largest absolute difference in the mask)")
+
+
 def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
     """Read an SPM12 second-level folder; :class:`StudyError` with every problem found."""
-    del options, defer_participant_data  # (nothing to ask; participant images are not read yet)
     spm = read_spm_mat(root / SPM_MAT)
     xx = _field(spm, "xX", "SPM")
     xvol = _field(spm, "xVol", "SPM")
@@ -145,6 +205,17 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
             data = check_image_data(path, headers[path], root, problems)
             if data is not None and path == mask_path and int((data > 0).sum()) != smoothness["SearchVolumeVoxels"]:
                 problems.append(Problem(MASK, f"has {int((data > 0).sum())} voxels > 0, SPM.xVol.S says {smoothness['SearchVolumeVoxels']}"))
+    written = _strings(getattr(getattr(spm, "xY", None), "P", []))
+    swd = str(getattr(spm, "swd", ""))
+    found = [resolve_scan(p, swd, root, options.first_level_root) for p in written]
+    missing = [w for w, f in zip(written, found, strict=True) if f is None]
+    notes = [f"images:       {len(written) - len(missing)} of {len(written)} design images (SPM.xY.P) found"
+             + (f"; not found, e.g. {missing[0]} (give --first-level-root DIR); participant features are off" if missing else "")]
+    if check_data and not defer_participant_data and not missing and not problems and written:
+        mask = read_volume(mask_path) > 0
+        note = _refit_note(spm, root, [f for f in found if f is not None], group_maps, mask, problems)
+        if note:
+            notes.append(note)
     if problems:
         raise StudyError(problems)
     assert grid is not None
@@ -162,4 +233,5 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
         shape=grid[0],
         affine=np.asarray(grid[1]),
         mask_path=mask_path,
+        notes=tuple(notes),
     )

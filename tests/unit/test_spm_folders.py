@@ -96,3 +96,39 @@ def test_sf004_broken_spm_folders_are_one_line(tmp_path):
     (folder / "SPM.mat").write_bytes(b"not a mat file at all" * 10)
     with pytest.raises(StudyError, match=r"SPM\.mat: cannot be read as a MATLAB file"):
         open_study(folder)
+
+
+@pytest.mark.parametrize("design", [d.name for d in DESIGNS])
+def test_sf005_refit_from_the_design_images_reproduces_spms_maps(design, capsys):
+    """SPM.xY.P holds paths of the machine that estimated the model (/tmp/...): they are
+    found relative to the folder, and the refitted design gives SPM's spmT/spmF to 1e-5."""
+    assert main(["validate", str(FOLDERS / design)]) == 0
+    out = capsys.readouterr().out
+    n = len(open_study(FOLDERS / design, check_data=False).group_maps)
+    assert n >= 2
+    line = next(x for x in out.splitlines() if x.strip().startswith("refit:"))
+    assert float(line.split(" to ")[1].split()[0]) < 1e-5, line
+
+
+def test_sf006_design_images_elsewhere_are_found_by_their_tail(tmp_path, capsys):
+    folder = tmp_path / "copied" / "onesample"
+    shutil.copytree(FOLDERS / "onesample", folder)
+    assert main(["validate", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "images:       0 of 22 design images (SPM.xY.P) found; not found, e.g. /tmp/cue-nac-study-spm12/firstlevel/sub-01/con_0005.nii,1" in out
+    assert "refit:" not in out
+    assert main(["validate", str(folder), "--first-level-root", str(FOLDERS)]) == 0
+    out = capsys.readouterr().out
+    assert "images:       22 of 22 design images (SPM.xY.P) found" in out and "refit:" in out
+
+
+def test_sf007_scan_paths_written_on_windows(tmp_path):
+    from dashboard.formats.spm import resolve_scan
+
+    (tmp_path / "data" / "sub-01").mkdir(parents=True)
+    (tmp_path / "spm").mkdir()
+    (tmp_path / "data" / "sub-01" / "con_0001.nii").write_bytes(b"")
+    written = r"C:\Users\lab\study\data\sub-01\con_0001.nii,1"
+    assert resolve_scan(written, r"C:\Users\lab\study\spm", tmp_path / "spm", None) == tmp_path / "spm" / ".." / "data" / "sub-01" / "con_0001.nii"
+    assert resolve_scan(written, "/elsewhere", tmp_path / "spm", tmp_path) == tmp_path / "data" / "sub-01" / "con_0001.nii"
+    assert resolve_scan(written, "/elsewhere", tmp_path / "spm", None) is None
