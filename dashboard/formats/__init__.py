@@ -5,6 +5,7 @@ One module per kind of folder, each with ``detect(root) -> bool`` and
 
 - :mod:`dashboard.results` - the project's own BIDS-derivatives layout (design.json);
 - :mod:`dashboard.formats.spm` - an SPM12 second-level folder (SPM.mat);
+- :mod:`dashboard.formats.fsl` - an FSL group FEAT folder (``*.gfeat``, ``cope<N>.feat``);
 - :mod:`dashboard.formats.maps` - a plain folder of statistic maps (NeuroVault, nilearn).
 
 :func:`open_study` picks the reader; every command and the app open folders with it.
@@ -36,11 +37,13 @@ class OpenOptions:
 
 
 def detect_format(root: Path) -> str | None:
-    """Which reader a folder needs: "spm", "project", "maps", or None."""
-    from dashboard.formats import maps, spm
+    """Which reader a folder needs: "spm", "fsl", "project", "maps", or None."""
+    from dashboard.formats import fsl, maps, spm
 
     if spm.detect(root):
         return "spm"
+    if fsl.detect(root):
+        return "fsl"
     if (root / "design.json").exists() or (root / "dataset_description.json").exists():
         return "project"
     if maps.detect(root):
@@ -51,7 +54,7 @@ def detect_format(root: Path) -> str | None:
 def open_study(root: str | Path, options: OpenOptions | None = None, *, check_data: bool = True,
                defer_participant_data: bool = False) -> Study:
     """Open any supported results folder (read-only); :class:`StudyError` otherwise."""
-    from dashboard.formats import maps, spm
+    from dashboard.formats import fsl, maps, spm
 
     root = Path(root)
     options = options or OpenOptions()
@@ -60,8 +63,10 @@ def open_study(root: str | Path, options: OpenOptions | None = None, *, check_da
     kind = detect_format(root)
     if kind == "spm":
         return spm.load(root, options, check_data=check_data, defer_participant_data=defer_participant_data)
+    if kind == "fsl":
+        return fsl.load(root, options, check_data=check_data, defer_participant_data=defer_participant_data)
     if kind == "project":
         return load_study(root, check_data=check_data, defer_participant_data=defer_participant_data)
     if kind == "maps":
         return maps.load(root, options, check_data=check_data)
-    raise StudyError([Problem(str(root), "not a results folder: no SPM.mat, no design.json and no statistic maps (*.nii, *.nii.gz)")])
+    raise StudyError([Problem(str(root), "not a results folder: no SPM.mat, no FEAT cope<N>.feat, no design.json and no statistic maps (*.nii, *.nii.gz)")])

@@ -1,0 +1,170 @@
+"""An FSL group FEAT folder (``*.gfeat`` with ``cope<N>.feat/``), or one ``cope<N>.feat``.
+
+Each ``cope<N>.feat`` holds the higher-level model of one lower-level contrast; each of
+its higher-level contrasts ``M`` (``design.con``: ``/ContrastName<M>``) is a map
+``stats/zstat<M>.nii.gz``.  The maps are FSL's Z statistics, so tables use Gaussian
+random-field theory, with FSL's own smoothness estimate (``stats/smoothness``, written by
+``smoothest``: ``RESELS`` = voxels per resel = the product of the FWHMs in voxels, so the
+FWHM is taken as isotropic, ``RESELS^(1/3)``; ``VOLUME`` = search volume in voxels) and
+the resel counts of the cope's ``mask.nii.gz`` at that FWHM.  The table uses SPM's
+listing rules (maxima, distances, FDR) on FSL's Z map; the reader says so in its notes.
+Without ``stats/smoothness`` the table has no RFT columns.
+
+Participant values (``filtered_func_data``: the lower-level copes) are not read yet.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from dashboard.nifti import ImageError, ImageHeader, read_header, read_volume
+from dashboard.results import (
+    Contrast,
+    GroupMap,
+    Problem,
+    Study,
+    StudyError,
+    check_grids,
+    check_image_data,
+    relative_name,
+)
+
+if TYPE_CHECKING:
+    from dashboard.formats import OpenOptions
+
+_COPE_DIR = re.compile(r"^cope(\d+)\.feat$")
+_ZSTAT = re.compile(r"^zstat(\d+)\.nii(\.gz)?$")
+
+
+def _feats(root: Path) -> list[tuple[int, Path]]:
+    """(lower-level cope number, folder) of each cope feat of a gfeat, or the feat itself."""
+    if (root / "stats").is_dir() and _COPE_DIR.match(root.name):
+        return [(int(_COPE_DIR.match(root.name)[1]), root)]  # type: ignore[index]
+    found = [(int(m[1]), p) for p in root.iterdir() if (m := _COPE_DIR.match(p.name)) and (p / "stats").is_dir()]
+    return sorted(found)
+
+
+def detect(root: Path) -> bool:
+    return bool(_feats(root))
+
+
+def read_fsl_text(path: Path, root: Path, problems: list[Problem]) -> dict[str, list[str]] | None:
+    """An FSL key/value text file (``design.con``, ``stats/smoothness``): ``/Key value`` or
+    ``KEY value`` lines, up to a ``/Matrix`` line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(relative_name(path, root), f"cannot be read as text ({type(exc).__name__})"))
+        return None
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.strip().startswith("/Matrix"):
+            break
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            out[parts[0].lstrip("/")] = parts[1].split()
+    return out
+
+
+def _contrast_names(feat: Path, root: Path, problems: list[Problem]) -> dict[int, str]:
+    """``/ContrastName<M> <name>`` lines of the feat's design.con (names may hold spaces)."""
+    con = feat / "design.con"
+    if not con.is_file():
+        return {}
+    try:
+        text = con.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(relative_name(con, root), f"cannot be read as text ({type(exc).__name__})"))
+        return {}
+    return {int(m[1]): m[2].strip() for line in text.splitlines() if (m := re.match(r"^/ContrastName(\d+)\s+(.*)$", line))}
+
+
+def smoothness_from_fsl(path: Path, mask: np.ndarray, root: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    """The sidecar-style smoothness (FWHMVoxels, Resels, SearchVolumeVoxels) of an FSL
+    ``stats/smoothness`` file with the resel counts of ``mask``."""
+    from dashboard.stats import rft
+
+    fields = read_fsl_text(path, root, problems)
+    if fields is None:
+        return None
+    rel = relative_name(path, root)
+    try:
+        resels = float(fields["RESELS"][0])
+        volume = int(float(fields["VOLUME"][0]))
+    except (KeyError, IndexError, ValueError):
+        problems.append(Problem(rel, "needs RESELS and VOLUME lines (as FSL's smoothest writes them)"))
+        return None
+    if not (math.isfinite(resels) and resels > 0 and volume > 0):
+        problems.append(Problem(rel, f"RESELS {resels:g} and VOLUME {volume} must be positive"))
+        return None
+    fwhm = resels ** (1 / 3)
+    return {"FWHMVoxels": [fwhm] * 3, "Resels": list(rft.resel_counts(mask, (fwhm, fwhm, fwhm))), "SearchVolumeVoxels": volume}
+
+
+def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
+    """Read an FSL group FEAT folder; :class:`StudyError` with every problem found."""
+    del options, defer_participant_data
+    problems: list[Problem] = []
+    contrasts: list[Contrast] = []
+    group_maps: dict[str, GroupMap] = {}
+    feats = _feats(root)
+    mask_path = feats[0][1] / "mask.nii.gz" if feats else None
+    if mask_path is None or not mask_path.is_file():
+        raise StudyError([Problem(relative_name(mask_path, root) if mask_path else str(root), "missing: FEAT writes the analysis mask there")])
+    try:
+        mask = read_volume(mask_path) > 0
+    except ImageError as exc:
+        raise StudyError([Problem(relative_name(mask_path, root), str(exc))]) from None
+    notes = ["FSL:          Z maps listed with SPM's rules (maxima 8 mm apart, FDR and FWE by Gaussian-field RFT) "
+             "using FSL's smoothness estimate (RESELS as an isotropic FWHM)"]
+    for cope, feat in feats:
+        names = _contrast_names(feat, root, problems)
+        smooth_file = feat / "stats" / "smoothness"
+        smoothness = smoothness_from_fsl(smooth_file, mask, root, problems) if smooth_file.is_file() else None
+        if smoothness is None and not smooth_file.is_file():
+            notes.append(f"{relative_name(smooth_file, root)} missing: no RFT p-values for cope {cope}")
+        zstats = sorted((int(m[1]), p) for p in (feat / "stats").iterdir() if (m := _ZSTAT.match(p.name)))
+        if not zstats:
+            problems.append(Problem(relative_name(feat / "stats", root), "holds no zstat<N>.nii.gz"))
+        for number, path in zstats:
+            name = names.get(number, f"zstat{number}")
+            label = name if len(feats) == 1 else f"cope {cope}: {name}"
+            cid = f"cope{cope}zstat{number}"
+            contrasts.append(Contrast(id=cid, label=label, weights={}))
+            group_maps[cid] = GroupMap(contrast=cid, path=path, statistic="Z", df=math.inf, model=None,
+                                       description=f"FSL FEAT cope {cope}, contrast {number}: {name} (Z)", weights={},
+                                       smoothness=smoothness)
+    headers: dict[Path, ImageHeader] = {}
+    for path in [gm.path for gm in group_maps.values()] + [mask_path]:
+        try:
+            headers[path] = read_header(path)
+        except ImageError as exc:
+            problems.append(Problem(relative_name(path, root), str(exc)))
+    grid = check_grids(headers, root, problems)
+    if check_data:
+        for path in list(headers):
+            check_image_data(path, headers[path], root, problems)
+    if problems:
+        raise StudyError(problems)
+    assert grid is not None
+    return Study(
+        root=root,
+        description={"Name": root.name, "DatasetType": "derivative", "SourceFormat": "FSL group FEAT"},
+        design={},
+        conditions=(),
+        contrasts=tuple(contrasts),
+        participants=pd.DataFrame(index=pd.Index([], name="participant_id")),
+        participant_columns={},
+        group_maps=group_maps,
+        image_paths={},
+        shape=grid[0],
+        affine=np.asarray(grid[1]),
+        mask_path=mask_path,
+        notes=tuple(notes),
+    )
