@@ -7,18 +7,28 @@ builds the compute :class:`~dashboard.app.engine.Engine` (in-process caches of n
 arrays, which are too large and too hot to pickle through a shared cache), the layout
 and the callbacks.
 Callbacks stay thin: they translate UI state into core calls and results into figures.
+Request-level guards (size, malformed requests, errors, the Server header) are
+:mod:`dashboard.app.guard`'s.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import shutil
+import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dash
+import flask
 from flask_caching import Cache
 
+from dashboard.app import guard
 from dashboard.app.engine import Engine
 from dashboard.app.state import default_state
 from dashboard.results import Study, load_study
@@ -42,13 +52,57 @@ class Settings:
     warm: bool = True  # compute the default view in a background thread at start-up
 
 
+CACHE_PREFIX = "cue-dashboard-cache-"
+
+
 def make_cache(settings: Settings) -> Cache:
-    """One cache for the server: Redis if asked, else a private temporary folder
-    (never inside the results folder, which is read-only to us)."""
+    """One cache for the server: Redis if asked, else ``--cache-dir`` or a private
+    temporary folder removed at exit (never inside the results folder, which is
+    read-only to us)."""
     if settings.redis_url:
         return Cache(config={"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": settings.redis_url, "CACHE_DEFAULT_TIMEOUT": 0})
-    cache_dir = settings.cache_dir or tempfile.mkdtemp(prefix="cue-dashboard-cache-")
+    cache_dir = settings.cache_dir or private_temp_dir(CACHE_PREFIX)
     return Cache(config={"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": cache_dir, "CACHE_THRESHOLD": 2000, "CACHE_DEFAULT_TIMEOUT": 0})
+
+
+def private_temp_dir(prefix: str) -> str:
+    """A fresh folder only this user can open (``mkdtemp``: mode 0700, unpredictable name;
+    the file-system cache unpickles what it finds, so a folder another local user could
+    create or fill first would run their code), removed when the process exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """While serving: SIGTERM ends the process as Ctrl-C does, by an exception in the main
+    thread (SystemExit, exit status 143), so exit handlers run (the cache folder is
+    removed).  Outside the main thread (e.g. tests' server threads) nothing changes:
+    only the main thread can handle signals."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class CueFlask(flask.Flask):
+    """The app's Flask server as cue-dashboard serves it: ``run`` (the development server,
+    which ``cue-dashboard serve`` reaches through ``dash.Dash.run``) sends ``Server:
+    cue-dashboard`` instead of Werkzeug's and Python's versions (:class:`guard.RequestHandler`)
+    and exits cleanly on SIGTERM."""
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("request_handler", guard.RequestHandler)
+        with sigterm_exits():
+            super().run(*args, **kwargs)
 
 
 def add_server_timing(server) -> None:
@@ -80,6 +134,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     study = engine.study if engine is not None else (study or load_study(settings.results_dir, check_data=True, defer_participant_data=True))
     app = dash.Dash(
         __name__,
+        server=CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents
         title=f"cue-dashboard: {study.name}",
         assets_folder=str(ASSETS_DIR),
         suppress_callback_exceptions=False,
@@ -89,6 +144,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     engine = engine or Engine(study, template=settings.template, store=cache)
     app.server.config["CUE_ENGINE"] = engine  # for scripts and tests
     add_server_timing(app.server)
+    guard.install(app)
     app.layout = layout.build_layout(study)
     callbacks.register(app, engine)
     if settings.warm:

@@ -14,18 +14,24 @@ Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.
     use-T switch ── (clientside) ─> p / T inputs enabled
     VIEW ─┬─ count_included (clientside) ─> "N of M included"
           └─ (clientside, while the compare tab is shown) COMPARE_VIEW ── draw_compare ─> the three contrasts' glass brains
+
+Every value a request carries comes from the page and is checked before use
+(:func:`views.checked_state` for the view state, the typed checks of
+:mod:`dashboard.app.views` for inputs): a value that cannot be used is ignored
+(``PreventUpdate``, HTTP 204) or answered with a message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import dash
 from dash import ClientsideFunction, Input, Output, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.app import ids, views
+from dashboard.app import ids, layout, views
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
 from dashboard.figures import empty_figure as figures_empty
@@ -48,6 +54,15 @@ INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", id
                ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows"}
 
 
+def checked_or_prevent(engine: Engine, state: Any) -> dict:
+    """The view state a request carries, checked; a crafted one ends the request (204)."""
+    try:
+        return views.checked_state(engine, state)
+    except ValueError as exc:
+        log.info("view state refused: %s", exc)
+        raise PreventUpdate from exc
+
+
 def register(app: dash.Dash, engine: Engine) -> None:
     inputs = [Input(cid, INPUT_PROPS.get(cid, "value")) for cid in INPUT_KINDS]
 
@@ -68,6 +83,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
     )
     def update(*args):
         *values, click, state, rendered_maps, rendered_table, rendered_regression = args
+        state = checked_or_prevent(engine, state)
         trigger = ctx.triggered_id
         # The controls are the truth: every control's value comes with every request, so
         # the new state is built from them, not from the stored VIEW alone (which is
@@ -78,7 +94,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         if trigger is not None and trigger not in CONTROL_IDS and trigger in INPUT_KINDS:  # a click, a point, a subset
             try:
                 new = views.next_state(engine, new, trigger, by_id[trigger], INPUT_KINDS)
-            except (ValueError, TypeError, KeyError) as exc:
+            except ValueError as exc:
                 log.info("input ignored: %s", exc)
                 if new == state:
                     raise PreventUpdate from exc
@@ -88,7 +104,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             table = _table(new, rendered_table)
             selection = (views.selected_rows(engine, new) if (new.get("cluster") != state.get("cluster") or table[0] is not no_update
                                                                  or trigger is None) else no_update)
-            regression = _regression(new, _clicked_participant(click), rendered_regression)
+            regression = _regression(new, views.clicked_participant(click), rendered_regression)
         if trigger is None:  # the first view is on its way: participant images next
             engine.preload_participant_data()
         return (*_state_outputs(state, new, trigger), *maps, *table[:4], selection, table[4], *regression)
@@ -159,7 +175,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             glass, slices, hover, status, point_text, new_rendered = views.draw_maps(engine, state, rendered)
         except Exception as exc:  # say it on the page
             log.exception("draw_maps")
-            return (no_update,) * 5 + (f"Cannot compute this view: {exc}", no_update, no_update)
+            return (no_update,) * 5 + (f"Cannot compute this view: {views.error_text(exc)}", no_update, no_update)
         return glass, *slices, hover, status, point_text, new_rendered
 
     def _table(state: dict, rendered) -> tuple:
@@ -174,7 +190,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             footer = views.table_footer(engine, state, with_rft=ready)
         except Exception as exc:
             log.exception("table")
-            return [], f"Cannot compute the cluster table: {exc}", "", key, None
+            return [], f"Cannot compute the cluster table: {views.error_text(exc)}", "", key, None
         # no_update when nothing is pending: setting the store would fire estimate_rft
         # (one more request per action) only for it to find nothing to do
         return rows, note, footer, key, (no_update if ready else st.table_key(state))
@@ -189,7 +205,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             fig, stats = views.draw_regression(engine, state, highlight)
         except Exception as exc:
             log.exception("regression")
-            return figures_empty(f"Cannot compute the regression: {exc}"), "", key
+            return figures_empty(f"Cannot compute the regression: {views.error_text(exc)}"), "", key
         return fig, stats, key
 
     # RFT p-values of a new participant subset / model: the smoothness estimate (about a
@@ -203,7 +219,8 @@ def register(app: dash.Dash, engine: Engine) -> None:
         prevent_initial_call=True,
     )
     def estimate_rft(pending, state):
-        if not pending or st.table_key(state) != pending:
+        state = checked_or_prevent(engine, state)
+        if not isinstance(pending, list) or st.table_key(state) != pending:
             raise PreventUpdate
         # the estimate holds the engine lock for about a second: let the callbacks of the
         # same action (maps, regression) finish first
@@ -215,7 +232,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             footer = views.table_footer(engine, state, with_rft=True)
         except Exception as exc:
             log.exception("estimate_rft")
-            return {"key": pending, "rows": None, "note": f"RFT p-values failed: {exc}", "footer": ""}
+            return {"key": pending, "rows": None, "note": f"RFT p-values failed: {views.error_text(exc)}", "footer": ""}
         return {"key": pending, "rows": rows, "note": note, "footer": footer}
 
     app.clientside_callback(
@@ -239,7 +256,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         prevent_initial_call=True,
     )
     def offer_exclusion(click, selected):
-        pid = _clicked_participant(click)
+        pid = views.clicked_participant(click)
         if pid is None or pid not in views.selected_ids(engine, selected):
             return "Exclude", {"display": "none"}, {}, no_update
         rules = {"participant-highlight": f"params.data.participant_id === {pid!r}"}
@@ -254,23 +271,25 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Input(ids.FILTER_AGE, "value"), Input(ids.FILTER_DURATION, "value"),
         Input(ids.RESET_PARTICIPANTS, "n_clicks"), Input(ids.EXCLUDE_BUTTON, "n_clicks"),
         State(ids.PARTICIPANT_GRID, "selectedRows"), State(ids.SCATTER, "clickData"),
-        State(ids.FILTER_SEX, "options"), State(ids.FILTER_ROUTE, "options"),
-        State(ids.FILTER_AGE, "min"), State(ids.FILTER_AGE, "max"), State(ids.FILTER_DURATION, "min"), State(ids.FILTER_DURATION, "max"),
         prevent_initial_call=True,
     )
-    def select_participants(sex, route, urine, age, duration, _reset, _exclude, selected, click, sex_opts, route_opts,
-                            age_min, age_max, dur_min, dur_max):
+    def select_participants(sex, route, urine, age, duration, _reset, _exclude, selected, click):
         trigger = ctx.triggered_id
         keep = (no_update,) * 5
         if trigger == ids.EXCLUDE_BUTTON:
-            pid = _clicked_participant(click)
+            pid = views.clicked_participant(click)
             current = views.selected_ids(engine, selected)
             if pid is None or pid not in current:
                 raise PreventUpdate
             return {"ids": [p for p in current if p != pid]}, *keep
         if trigger == ids.RESET_PARTICIPANTS:
-            return {"ids": list(engine.all_ids)}, sex_opts, route_opts, "any", [age_min, age_max], [dur_min, dur_max]
-        return {"ids": views.filter_participants(engine, sex, route, urine, age, duration)}, *keep
+            f = layout.quick_filters(engine.study)
+            return {"ids": list(engine.all_ids)}, f["sex"], f["route"], "any", list(f["age"]), list(f["duration"])
+        try:
+            return {"ids": views.filter_participants(engine, sex, route, urine, age, duration)}, *keep
+        except ValueError as exc:
+            log.info("quick filter ignored: %s", exc)
+            raise PreventUpdate from exc
 
     # in the browser: no request per action for a line of text (same text as
     # views.included_text); the participant ids come as data (a Store), never inside
@@ -309,12 +328,4 @@ def register(app: dash.Dash, engine: Engine) -> None:
     def draw_compare(state):
         if not state:
             raise PreventUpdate
-        return views.draw_compare(engine, state)
-
-
-def _clicked_participant(click) -> str | None:
-    try:
-        pid = click["points"][0]["customdata"]
-    except (TypeError, KeyError, IndexError):
-        return None
-    return pid if isinstance(pid, str) else None
+        return views.draw_compare(engine, checked_or_prevent(engine, state))

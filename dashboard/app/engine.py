@@ -15,6 +15,7 @@ estimate runs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -25,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import figures
+from dashboard.app.state import Choices
 from dashboard.results import Study, load_nifti
 
 if TYPE_CHECKING:  # the statistics stack (scipy.stats: ~0.7 s of imports) loads in the warm-up thread
@@ -144,6 +146,11 @@ class Engine:
         self.images = _LRU(96)  # PNG data URIs of drawn maps (views), a few kB each
         self._rft_ready: set = set()
         self._preload_started = False
+
+    @functools.cached_property
+    def choices(self) -> Choices:
+        """What a view state may hold for this study (every request's state is checked against it)."""
+        return Choices.of(self.study)
 
     @property
     def analysis(self) -> Analysis:

@@ -4,6 +4,8 @@ and regression below; participants last."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -288,6 +290,14 @@ def _range(study: Study, col: str) -> tuple[float, float] | None:
     return float(math.floor(values.min())), float(math.ceil(values.max()))
 
 
+def quick_filters(study: Study) -> dict[str, Any]:
+    """The quick filters' choices with everyone included (also what "Include all" sets):
+    sex and route levels, age and duration ranges (``None`` in ``*_shown``: no such column)."""
+    age, duration = _range(study, "age"), _range(study, "cocaine_duration_years")
+    return {"sex": _levels(study, "sex"), "route": _levels(study, "route"), "age": age or (0.0, 1.0), "duration": duration or (0.0, 1.0),
+            "age_shown": age is not None, "duration_shown": duration is not None}
+
+
 def participant_rows(study: Study) -> list[dict]:
     frame = study.participants.reset_index()
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -307,8 +317,9 @@ def participants_panel(study: Study) -> dbc.Card:
     # every filter exists in every study (callbacks need the ids); the ones without
     # their participants.tsv column are hidden
     filters = []
+    choices = quick_filters(study)
     for label, cid, col in (("Sex", ids.FILTER_SEX, "sex"), ("Route", ids.FILTER_ROUTE, "route")):
-        levels = _levels(study, col)
+        levels = choices[col]
         filters.append(dbc.Col(_field(label, dbc.Checklist(id=cid, options=levels, value=levels, inline=True), className="mb-1"),
                                width="auto", style=None if levels else {"display": "none"}))
     urine_cols = [c for c in study.participants.columns if c.startswith("urine_")]
@@ -316,13 +327,12 @@ def participants_panel(study: Study) -> dbc.Card:
         {"label": "any", "value": "any"}, {"label": "negative at both sessions", "value": "negative"},
         {"label": "positive at a session", "value": "positive"}]), className="mb-1"), width="auto",
         style=None if urine_cols else {"display": "none"}))
-    for label, cid, col in (("Age (years)", ids.FILTER_AGE, "age"), ("Cocaine use (years)", ids.FILTER_DURATION, "cocaine_duration_years")):
-        rng = _range(study, col)
-        lo, hi = rng or (0.0, 1.0)
+    for label, cid, key in (("Age (years)", ids.FILTER_AGE, "age"), ("Cocaine use (years)", ids.FILTER_DURATION, "duration")):
+        lo, hi = choices[key]
         filters.append(dbc.Col(_field(label, dcc.RangeSlider(id=cid, min=lo, max=hi, value=[lo, hi], step=0.1,
                                                              marks={lo: f"{lo:g}", hi: f"{hi:g}"},
                                                              tooltip={"placement": "top", "always_visible": False}),
-                                      className="mb-1"), md=4, style=None if rng else {"display": "none"}))
+                                      className="mb-1"), md=4, style=None if choices[f"{key}_shown"] else {"display": "none"}))
     filters.append(dbc.Col(dbc.Button("Include all", id=ids.RESET_PARTICIPANTS, color="secondary", outline=True, size="sm"), width="auto",
                            className="align-self-center"))
     filters.append(dbc.Col(html.Div("A change of quick filter selects every participant who passes all of them: exclusions made "

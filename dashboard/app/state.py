@@ -18,10 +18,17 @@ so a view can be restored from the dict alone (e.g. from a URL later).  Keys:
 ``value``        ``eigenvariate`` or ``mean``
 ``condition``    condition id whose cluster values are regressed
 ``participants`` included participant ids (study order)
+
+The page sends the state back with every request; :func:`checked_state` checks it
+against the study (a crafted request can hold anything), and :func:`input_problem` /
+:func:`finite_number` are the rules for single typed values.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +45,9 @@ DEFAULT_K = 10
 DEFAULT_COVARIATE = "cocaine_duration_years"
 DEFAULT_CONDITION = "cocaine_placebo"
 MIN_PARTICIPANTS = 4  # fewest participants a subset may have
+P_KINDS = ("unc", "fwe")
+SIGNS = ("pos", "neg")  # the directions a selected cluster can have
+MAX_K = 10_000_000  # cluster extent beyond any brain grid (a 1 mm MNI grid has 7.2 M voxels); also assets/validate.js
 
 
 def numeric_columns(study: Study) -> list[str]:
@@ -127,3 +137,156 @@ def table_key(state: dict[str, Any]) -> list:
 
 def regression_key(state: dict[str, Any]) -> list:
     return [*table_key(state), state["cluster"], state["covariate"], state["value"], state["condition"]]
+
+
+# -- checks of values sent by the page ---------------------------------------------------
+@dataclass(frozen=True)
+class Choices:
+    """What a view state may hold for one study (built once per engine: every request is checked)."""
+
+    contrasts: tuple[str, ...]
+    conditions: tuple[str, ...]
+    covariates: tuple[str, ...]
+    participants: tuple[str, ...]
+    subsets: bool  # participant images: subsets can be fitted
+
+    @classmethod
+    def of(cls, study: Study) -> Choices:
+        return cls(tuple(c.id for c in study.contrasts), tuple(study.condition_ids), tuple(numeric_columns(study)),
+                   tuple(study.participant_ids), study.has_participant_images)
+
+
+def finite_number(value: Any) -> float:
+    """A finite float from a JSON number (or a numeric string, as typed); ValueError
+    otherwise (booleans, NaN, infinities, integers too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("not a number")
+    try:
+        v = float(value)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError("not a number") from exc
+    if not math.isfinite(v):
+        raise ValueError("not a finite number")
+    return v
+
+
+def input_problem(kind: str, value: Any) -> str:
+    """Why a typed threshold (``p_unc``, ``t``, ``k``) cannot be used ("" when it can);
+    the page shows the same rules in the browser (assets/validate.js)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
+        return "enter a number"
+    try:
+        v = float(value)
+    except (ValueError, OverflowError):
+        return "enter a number" if isinstance(value, str) else "enter a finite number"
+    if not math.isfinite(v):
+        return "enter a finite number"
+    if kind == "p_unc" and not 0 < v < 1:
+        return "p must be between 0 and 1 (exclusive)"
+    if kind == "t" and v <= 0:
+        return "T must be greater than 0"
+    if kind == "k" and (v < 0 or v != int(v)):
+        return "k must be a whole number of voxels, 0 or more"
+    if kind == "k" and v > MAX_K:
+        return f"k must be at most {MAX_K:,} voxels"
+    return ""
+
+
+def _one_of(key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{key}: not one of {', '.join(allowed)}")
+    return value
+
+
+def _point(key: str, value: Any) -> list[float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise ValueError(f"{key}: not three coordinates")
+    return [finite_number(v) for v in value]
+
+
+def svc_regions(value: Any) -> list[str]:
+    """Small-volume correction regions (AAL names); ValueError for anything else."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise ValueError("svc: not a list of region names")
+    if value:
+        unknown = sorted(set(value) - _aal_regions())
+        if unknown:
+            raise ValueError(f"unknown AAL regions: {', '.join(unknown)}")
+    return list(value)
+
+
+@functools.cache
+def _aal_regions() -> frozenset[str]:
+    from dashboard.atlas import region_names
+
+    return frozenset(region_names("aal"))
+
+
+def checked_field(choices: Choices, key: str, value: Any) -> Any:
+    """One view-state value, checked (and normalised: numbers as float, k as int);
+    ValueError saying why it cannot be used."""
+    if key in ("contrast", "direction", "p_kind", "model", "value", "condition"):
+        allowed = {"contrast": choices.contrasts, "direction": tuple(DIRECTIONS), "p_kind": P_KINDS, "model": MODELS, "value": VALUES,
+                   "condition": choices.conditions}[key]
+        return _one_of(key, value, allowed)
+    if key == "covariate":
+        if value is None and not choices.covariates:
+            return None
+        return _one_of(key, value, choices.covariates)
+    if key == "use_t":
+        if not isinstance(value, bool):
+            raise ValueError("use_t: not true or false")
+        return value
+    if key in ("p_unc", "t", "k"):
+        why = input_problem(key, value)
+        if why:
+            raise ValueError(f"{key}: {why}")
+        return int(float(value)) if key == "k" else float(value)
+    if key == "svc":
+        return svc_regions(value)
+    if key == "point":
+        return _point(key, value)
+    if key == "cluster":
+        if value is None:
+            return None
+        if not isinstance(value, dict) or set(value) != {"direction", "peak"}:
+            raise ValueError("cluster: not {direction, peak}")
+        return {"direction": _one_of("cluster direction", value["direction"], SIGNS), "peak": _point("cluster peak", value["peak"])}
+    if key == "participants":
+        return participant_subset(choices, value)
+    raise ValueError(f"{key}: not a view-state key")
+
+
+def participant_subset(choices: Choices, value: Any) -> list[str]:
+    """Known participant ids, in study order, at least :data:`MIN_PARTICIPANTS` (or all
+    of a smaller study); ValueError otherwise."""
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ValueError("participants: not a list of ids")
+    wanted = set(value)
+    unknown = wanted - set(choices.participants)
+    if unknown:
+        raise ValueError(f"participants: {len(unknown)} unknown")
+    chosen = [p for p in choices.participants if p in wanted]
+    if len(chosen) < min(MIN_PARTICIPANTS, len(choices.participants)):
+        raise ValueError(f"at least {MIN_PARTICIPANTS} participants are needed")
+    if not choices.subsets and len(chosen) != len(choices.participants):
+        raise ValueError("subsets need participant images")
+    return chosen
+
+
+STATE_KEYS = ("contrast", "direction", "p_unc", "t", "use_t", "p_kind", "k", "svc", "model", "point", "cluster", "covariate", "value",
+              "condition", "participants")
+
+
+def checked_state(choices: Choices, value: Any) -> dict[str, Any]:
+    """A view state sent back by the page, every key checked: the same state
+    normalised, or ValueError naming what is wrong (the page only holds states the
+    server made, so a failing one is a crafted or corrupted request)."""
+    if not isinstance(value, dict):
+        raise ValueError("the view state is not an object")
+    missing = [key for key in STATE_KEYS if key not in value]
+    if missing:
+        raise ValueError(f"the view state lacks {', '.join(missing)}")
+    return {key: checked_field(choices, key, value[key]) for key in STATE_KEYS}

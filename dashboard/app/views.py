@@ -4,6 +4,7 @@ component properties."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -18,28 +19,63 @@ RFT_PENDING_NOTE = "n/a (re-estimating)"
 
 
 # -- view state ------------------------------------------------------------------------
+def checked_state(engine: Engine, value: Any) -> dict:
+    """The view state the page sent, checked against the study (:func:`state.checked_state`);
+    ValueError for a crafted or corrupted one."""
+    return st.checked_state(engine.choices, value)
+
+
 def snap(engine: Engine, point) -> list[float]:
     """Nearest voxel centre (mm) of a point, clipped to the grid."""
-    i, j, k = engine.grid.index_of(tuple(float(v) for v in point))
+    i, j, k = engine.grid.index_of(tuple(st.finite_number(v) for v in point))
     return [float(engine.grid.x[i]), float(engine.grid.y[j]), float(engine.grid.z[k])]
 
 
-def selected_ids(engine: Engine, selected) -> list[str]:
-    """Participant ids (study order) from an AgGrid ``selectedRows`` value."""
-    if isinstance(selected, dict):
-        wanted = set(selected.get("ids") or [])
-    else:
-        wanted = {row.get("participant_id") for row in (selected or []) if isinstance(row, dict)}
+def selected_ids(engine: Engine, selected: Any) -> list[str]:
+    """Participant ids (study order) from an AgGrid ``selectedRows`` value (``{"ids": [...]}``
+    or a list of rows); anything else selects nobody."""
+    wanted: set[str] = set()
+    if isinstance(selected, dict) and isinstance(selected.get("ids"), list):
+        wanted = {p for p in selected["ids"] if isinstance(p, str)}
+    elif isinstance(selected, list):
+        wanted = {row["participant_id"] for row in selected if isinstance(row, dict) and isinstance(row.get("participant_id"), str)}
     return [p for p in engine.all_ids if p in wanted]
+
+
+def clicked_participant(click: Any) -> str | None:
+    """The participant id of a click on the regression scatter (its customdata), else None."""
+    try:
+        pid = click["points"][0]["customdata"]
+    except (TypeError, KeyError, IndexError):
+        return None
+    return pid if isinstance(pid, str) else None
+
+
+def clicked_xy(click: Any) -> dict[str, Any]:
+    """A plotly ``clickData`` reduced to its first point's curve number and finite x, y
+    (what :mod:`dashboard.figures` reads); ValueError for anything else."""
+    try:
+        point = click["points"][0]
+    except (TypeError, KeyError, IndexError) as exc:
+        raise ValueError("no clicked point") from exc
+    if not isinstance(point, dict):
+        raise ValueError("no clicked point")
+    curve = point.get("curveNumber", 0)
+    if isinstance(curve, bool) or not isinstance(curve, int):
+        raise ValueError("curveNumber is not an integer")
+    return {"points": [{"curveNumber": curve, "x": st.finite_number(point.get("x")), "y": st.finite_number(point.get("y"))}]}
 
 
 def row_id(direction: str, cluster_id: int, xyz, index: int) -> str:
     return f"{direction}|{cluster_id}|{xyz[0]:g}|{xyz[1]:g}|{xyz[2]:g}|{index}"
 
 
-def parse_row_id(rid: str) -> tuple[str, list[float]]:
-    parts = str(rid).split("|")
-    return parts[0], [float(parts[2]), float(parts[3]), float(parts[4])]
+def parse_row_id(rid: Any) -> tuple[str, list[float]]:
+    """(direction, peak) of a cluster-table row id (:func:`row_id`); ValueError for anything else."""
+    parts = rid.split("|") if isinstance(rid, str) else []
+    if len(parts) != 6 or parts[0] not in st.SIGNS:
+        raise ValueError("not a cluster-table row id")
+    return parts[0], [st.finite_number(v) for v in parts[2:5]]
 
 
 def cluster_at(engine: Engine, state: dict, point) -> dict | None:
@@ -79,7 +115,7 @@ def state_from_controls(engine: Engine, state: dict, controls: dict[str, Any]) -
             continue  # unchanged: keep the selected cluster
         try:
             new = apply_input(engine, new, kind, value)
-        except (ValueError, TypeError):
+        except ValueError:
             pass
     return new
 
@@ -96,79 +132,37 @@ def valid_cluster(engine: Engine, state: dict) -> dict:
     return state if found == chosen else dict(state, cluster=found)
 
 
-def input_problem(kind: str, value: Any) -> str:
-    """Why a typed threshold cannot be used ("" when it can); the page shows the same
-    rules in the browser (assets/validate.js)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return "enter a number"
-    if not np.isfinite(v):
-        return "enter a finite number"
-    if kind == "p_unc" and not 0 < v < 1:
-        return "p must be between 0 and 1 (exclusive)"
-    if kind == "t" and v <= 0:
-        return "T must be greater than 0"
-    if kind == "k" and (v < 0 or v != int(v)):
-        return "k must be a whole number of voxels, 0 or more"
-    return ""
+input_problem = st.input_problem  # the rules of a typed threshold (also in assets/validate.js)
+# the inputs whose value is a view-state value (the others are events: points, clicks, rows, a selection)
+CONTROL_KINDS = ("contrast", "direction", "use_t", "p_kind", "p_unc", "t", "k", "svc", "model", "covariate", "value", "condition")
 
 
 def apply_input(engine: Engine, state: dict, kind: str, value: Any) -> dict:
     """The view state after one input of the given kind took ``value``; ``ValueError``
-    when the value cannot be used."""
+    when the value cannot be used (every value is checked here: it comes from the page)."""
     new = dict(state)
-    if kind in ("contrast", "direction"):
-        new[kind] = value
-        new["cluster"] = None
-    elif kind in ("model", "covariate", "value", "condition"):
-        if value is None:
-            raise ValueError(f"no {kind}")
-        new[kind] = value
-    elif kind == "use_t":
-        new["use_t"] = bool(value)
-    elif kind == "svc":
-        regions = [str(r) for r in (value or [])]
-        from dashboard.atlas import region_names
-
-        unknown = sorted(set(regions) - set(region_names("aal")))
-        if unknown:
-            raise ValueError(f"unknown AAL regions: {', '.join(unknown)}")
-        new["svc"] = regions
-        new["cluster"] = None
-    elif kind == "p_kind":
-        if value not in ("unc", "fwe"):
-            raise ValueError("p is uncorrected or FWE")
-        new["p_kind"] = value
-    elif kind == "p_unc":
-        if input_problem("p_unc", value):
-            raise ValueError(input_problem("p_unc", value))
-        new["p_unc"] = float(value)
-    elif kind == "t":
-        if input_problem("t", value):
-            raise ValueError(input_problem("t", value))
-        new["t"] = float(value)
-    elif kind == "k":
-        if input_problem("k", value):
-            raise ValueError(input_problem("k", value))
-        new["k"] = int(float(value))
+    if kind in CONTROL_KINDS:
+        new[kind] = st.checked_field(engine.choices, kind, value)
+        if kind in ("contrast", "direction", "svc"):  # another table: no cluster selected
+            new["cluster"] = None
     elif kind in ("x", "y", "z"):
         if value is None:
             raise ValueError("coordinate missing")
         point = list(state["point"])
-        point["xyz".index(kind)] = float(value)
+        point["xyz".index(kind)] = st.finite_number(value)
         new["point"] = snap(engine, point)
         new["cluster"] = cluster_at(engine, new, new["point"])  # typing a peak's coordinates selects its cluster
     elif kind.startswith("slice"):
         axis = int(kind[-1])
-        new["point"] = snap(engine, figures.slice_click_to_point(axis, value, tuple(state["point"])))
+        new["point"] = snap(engine, figures.slice_click_to_point(axis, clicked_xy(value), tuple(state["point"])))
         new["cluster"] = cluster_at(engine, new, new["point"])  # outside every cluster: none selected
     elif kind == "glass":
+        click = clicked_xy(value)
         shown = engine.shown(state)
-        new["point"] = snap(engine, figures.glass_click_to_point(value, tuple(state["point"]), shown, engine.grid))
+        new["point"] = snap(engine, figures.glass_click_to_point(click, tuple(state["point"]), shown, engine.grid))
         new["cluster"] = cluster_at(engine, new, new["point"])
     elif kind == "table":
-        if not value or value.get("rowId") is None:
+        if not isinstance(value, dict) or value.get("rowId") is None:
             raise ValueError("no row")
         direction, peak = parse_row_id(value["rowId"])
         new["point"] = snap(engine, peak)
@@ -181,6 +175,17 @@ def apply_input(engine: Engine, state: dict, kind: str, value: Any) -> dict:
             raise ValueError(f"at least {MIN_PARTICIPANTS} participants are needed")
         new["participants"] = chosen
     return new
+
+
+def error_text(exc: BaseException, limit: int = 200) -> str:
+    """An exception as one line for the page: absolute paths cut to their file name (the
+    server's folders are nobody's business), at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _ABSOLUTE_PATH.sub(lambda m: m[1], text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:/[^/\s'\"():,]+)+/([^/\s'\"():,]*)")
 
 
 # -- maps ------------------------------------------------------------------------------
@@ -205,7 +210,7 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     vol, df = engine.volume(state["contrast"], state["model"], subset)
     height = engine.height(state, df)
     point = tuple(state["point"])
-    prev = rendered or {}
+    prev = rendered if isinstance(rendered, dict) else {}  # the page's copy of what it shows: anything else redraws all
     keys = {"base": [state["model"]], "vol": [state["contrast"], state["model"], list(subset)], "map": st.table_key(state),
             "cluster": state["cluster"], "point": list(point)}
     full = prev.get("base") != keys["base"]
@@ -216,7 +221,7 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     shown = engine.shown(state)  # threshold and extent
     vmax = _vmax(engine, state)
     index = engine.grid.index_of(point)
-    prev_index = prev.get("index")
+    prev_index = prev.get("index") if isinstance(prev.get("index"), list) and len(prev["index"]) == 3 else None
     moved = [prev_index is None or prev_index[axis] != index[axis] for axis in (0, 1, 2)]
     cluster = None
     if state["cluster"]:
@@ -398,7 +403,7 @@ def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
     try:
         outcome = engine.regression(state)
     except ValueError as exc:
-        return figures.empty_figure(str(exc)[:120]), ""
+        return figures.empty_figure(error_text(exc, 120)), ""
     cov = state["covariate"]
     info = engine.study.participant_columns.get(cov, {}) if isinstance(engine.study.participant_columns, dict) else {}
     units = info.get("Units") if isinstance(info, dict) else None
@@ -415,10 +420,13 @@ def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
 
 
 # -- participants ----------------------------------------------------------------------
-def filter_participants(engine: Engine, sex, route, urine, age, duration) -> list[str]:
-    """Participant ids passing the quick filters."""
+def filter_participants(engine: Engine, sex: Any, route: Any, urine: Any, age: Any, duration: Any) -> list[str]:
+    """Participant ids passing the quick filters; ValueError for a filter value the page
+    cannot send (levels: a list of strings or None; ranges: [low, high] or None)."""
     import pandas as pd
 
+    sex, route = _levels_value("sex", sex), _levels_value("route", route)
+    age, duration = _range_value("age", age), _range_value("duration", duration)
     df = engine.study.participants
     keep = pd.Series(True, index=df.index)
     if "sex" in df and sex is not None:
@@ -434,6 +442,20 @@ def filter_participants(engine: Engine, sex, route, urine, age, duration) -> lis
             values = pd.to_numeric(df[col], errors="coerce")
             keep &= values.between(rng[0] - 1e-9, rng[1] + 1e-9) | values.isna()
     return [p for p in engine.all_ids if keep.get(p, False)]
+
+
+def _levels_value(name: str, value: Any) -> list[str] | None:
+    if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ValueError(f"{name}: not a list of levels")
+    return value
+
+
+def _range_value(name: str, value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"{name}: not a [low, high] range")
+    return [st.finite_number(v) for v in value]
 
 
 def included_text(engine: Engine, state: dict, selected) -> str:
