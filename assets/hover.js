@@ -40,29 +40,33 @@
   // the tooltip keeps the line breaks (white-space: pre, assets/app.css)
   function tooltip(point, lines) { return [true, point.bbox, lines.join("\n")]; }
 
-  window.dash_clientside = Object.assign({}, window.dash_clientside, {
-    cue: {
-      // glass brain: trace n is the panel projecting along axis n
-      glassTooltip: function (hoverData, store) {
-        const point = hoverData && hoverData.points && hoverData.points[0];
-        if (!point || !store) return hide();
-        const axis = point.curveNumber % 3;
-        const [ha, va] = VIEW_AXES[axis];
-        const t = lookup(store.glass[axis], point);
-        return tooltip(point, [`${NAMES[ha]} = ${fmt(point.x)}, ${NAMES[va]} = ${fmt(point.y)}`,
-                               t === null ? "outside the brain" : `max |T| along ${NAMES[axis]}: T = ${t.toFixed(2)}`]);
-      },
-      // slice through `axis`: two coordinates from the pointer, the slice's own from the store
-      sliceTooltip: function (hoverData, store, axis) {
-        const point = hoverData && hoverData.points && hoverData.points[0];
-        const spec = store && store.slices[axis];
-        if (!point || !spec) return hide();
-        const [ha, va] = VIEW_AXES[axis];
-        const xyz = [0, 0, 0];
-        xyz[ha] = point.x; xyz[va] = point.y; xyz[axis] = spec.c;
-        const t = lookup(spec, point);
-        return tooltip(point, [`MNI (${xyz.map(fmt).join(", ")})`, t === null ? "outside the mask" : `T = ${t.toFixed(2)}`]);
-      },
+  // a slice through `axis`: two coordinates from the pointer, the slice's own from the store
+  function sliceTooltip(hoverData, store, axis) {
+    const point = hoverData && hoverData.points && hoverData.points[0];
+    const spec = store && store.slices[axis];
+    if (!point || !spec) return hide();
+    const [ha, va] = VIEW_AXES[axis];
+    const xyz = [0, 0, 0];
+    xyz[ha] = point.x; xyz[va] = point.y; xyz[axis] = spec.c;
+    const t = lookup(spec, point);
+    return tooltip(point, [`MNI (${xyz.map(fmt).join(", ")})`, t === null ? "outside the mask" : `T = ${t.toFixed(2)}`]);
+  }
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside);
+  window.dash_clientside.cue = Object.assign({}, window.dash_clientside.cue, {
+    // glass brain: trace n is the panel projecting along axis n
+    glassTooltip: function (hoverData, store) {
+      const point = hoverData && hoverData.points && hoverData.points[0];
+      if (!point || !store) return hide();
+      const axis = point.curveNumber % 3;
+      const [ha, va] = VIEW_AXES[axis];
+      const t = lookup(store.glass[axis], point);
+      return tooltip(point, [`${NAMES[ha]} = ${fmt(point.x)}, ${NAMES[va]} = ${fmt(point.y)}`,
+                             t === null ? "outside the brain" : `max |T| along ${NAMES[axis]}: T = ${t.toFixed(2)}`]);
     },
+    // one named function per slice (the callbacks pass no code, only data)
+    sagittalTooltip: function (hoverData, store) { return sliceTooltip(hoverData, store, 0); },
+    coronalTooltip: function (hoverData, store) { return sliceTooltip(hoverData, store, 1); },
+    axialTooltip: function (hoverData, store) { return sliceTooltip(hoverData, store, 2); },
   });
 })();

@@ -18,11 +18,18 @@ Patch of layout images and shapes, which plotly.js redraws without replotting (w
 GPU, replotting four figures took most of an update).  The T values under the pointer
 come from :func:`hover_values` arrays (int16, T x 100) that the page keeps next to the
 figures and reads in the browser (``assets/hover.js``).
+
+Plotly renders a subset of HTML in every text it draws (titles, annotations, axis
+titles, legend entries, hover labels: ``<b>``, ``<br>``, ``<a href>``...), so text that
+comes from a results folder (contrast and condition labels, column names and units,
+participant ids) goes through :func:`plotly_text` first; in hover templates it is
+passed as data (``meta``, ``text``), never as template text.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,6 +50,14 @@ VIEWS = ("sagittal", "coronal", "axial")  # projection along x, y, z
 _COLD_HOT = ((255, 255, 255), (160, 255, 255), (58, 255, 255), (0, 225, 255), (0, 157, 255), (0, 89, 255), (0, 26, 255),
              (0, 0, 213), (0, 0, 144), (0, 0, 76), (13, 0, 0), (76, 0, 0), (144, 0, 0), (213, 0, 0), (255, 26, 0), (255, 94, 0),
              (255, 157, 0), (255, 225, 0), (255, 255, 58), (255, 255, 160), (255, 255, 255))
+
+
+def plotly_text(text: str) -> str:
+    """Plain text as plotly shows it literally: ``&``, ``<`` and ``>`` as entities (which
+    plotly decodes for display), so no tag, link or line break in it takes effect, and
+    the brace of ``%{`` too (plotly fills ``%{...}`` in titles and annotations from the
+    layout's ``meta``: ``%{x}`` would vanish)."""
+    return html.escape(str(text), quote=False).replace("%{", "%&#123;")
 
 
 @lru_cache(maxsize=1)
@@ -303,7 +318,7 @@ def glass_brain_figure(
         top = 1.0 - r * (row_h + row_gap + (0.05 if rows > 1 else 0)) - (0.05 if rows > 1 else 0)
         y_domain = [max(top - row_h, 0.0), top]
         if rows > 1 and row_title:
-            layout["annotations"].append({"text": f"<b>{row_title}</b>", "xref": "paper", "yref": "paper", "x": 0, "y": top + 0.005,
+            layout["annotations"].append({"text": f"<b>{plotly_text(row_title)}</b>", "xref": "paper", "yref": "paper", "x": 0, "y": top + 0.005,
                                           "xanchor": "left", "yanchor": "bottom", "showarrow": False, "font": {"size": 15}})
         for c, axis in enumerate((0, 1, 2)):
             n = 3 * r + c + 1
@@ -509,7 +524,13 @@ def regression_figure(frame: pd.DataFrame, lts: RegressionResult, ols: Regressio
     down-weighted points as red x; LTS and OLS lines."""
     kept = frame[frame["weight"] > 0.5]
     dropped = frame[~(frame["weight"] > 0.5)]
-    hover = "%{customdata}<br>" + x_label + " = %{x:.3g}<br>" + y_label + " = %{y:.3g}<extra></extra>"
+    # the labels and ids are the study's: data of the hover template, never template text
+    hover = "%{text}<br>%{meta[0]} = %{x:.3g}<br>%{meta[1]} = %{y:.3g}<extra></extra>"
+    meta = [plotly_text(x_label), plotly_text(y_label)]
+
+    def ids(part: pd.DataFrame) -> list[str]:
+        return [plotly_text(p) for p in part["participant_id"]]
+
     xs = frame["covariate"].to_numpy(float)
     finite = xs[np.isfinite(xs)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -517,10 +538,10 @@ def regression_figure(frame: pd.DataFrame, lts: RegressionResult, ols: Regressio
     line_x = [lo - pad, hi + pad]
     data: list[dict[str, Any]] = [
         {"type": "scatter", "mode": "markers", "name": "kept by LTS", "x": kept["covariate"].tolist(), "y": kept["value"].tolist(),
-         "customdata": kept["participant_id"].tolist(), "hovertemplate": hover,
+         "customdata": kept["participant_id"].tolist(), "text": ids(kept), "meta": meta, "hovertemplate": hover,
          "marker": {"size": 11, "color": "#1f77b4", "line": {"color": "white", "width": 1}}},
         {"type": "scatter", "mode": "markers", "name": "down-weighted by LTS", "x": dropped["covariate"].tolist(), "y": dropped["value"].tolist(),
-         "customdata": dropped["participant_id"].tolist(), "hovertemplate": hover,
+         "customdata": dropped["participant_id"].tolist(), "text": ids(dropped), "meta": meta, "hovertemplate": hover,
          "marker": {"size": 13, "color": "#d62728", "symbol": "x-open", "line": {"width": 2}}},
         {"type": "scatter", "mode": "lines", "name": f"LTS: y = {lts.intercept:.2f} + {lts.slope:.2f}x", "x": line_x,
          "y": [lts.intercept + lts.slope * v for v in line_x], "line": {"color": "#1f77b4", "width": 3}, "hoverinfo": "skip"},
@@ -529,14 +550,14 @@ def regression_figure(frame: pd.DataFrame, lts: RegressionResult, ols: Regressio
     ]
     if highlight is not None and highlight in set(frame["participant_id"]):
         row = frame[frame["participant_id"] == highlight].iloc[0]
-        data.append({"type": "scatter", "mode": "markers", "name": highlight, "x": [row["covariate"]], "y": [row["value"]],
+        data.append({"type": "scatter", "mode": "markers", "name": plotly_text(highlight), "x": [row["covariate"]], "y": [row["value"]],
                      "hoverinfo": "skip", "showlegend": False,
                      "marker": {"size": 22, "color": "rgba(0,0,0,0)", "line": {"color": "#ff9900", "width": 3}}})
     layout = {
         "height": height,
         "margin": {"l": 64, "r": 10, "t": 10, "b": 100},
-        "xaxis": {"title": {"text": x_label}, "zeroline": False, "gridcolor": "#eee"},
-        "yaxis": {"title": {"text": y_label}, "zeroline": True, "zerolinecolor": "#ccc", "gridcolor": "#eee"},
+        "xaxis": {"title": {"text": plotly_text(x_label)}, "zeroline": False, "gridcolor": "#eee"},
+        "yaxis": {"title": {"text": plotly_text(y_label)}, "zeroline": True, "zerolinecolor": "#ccc", "gridcolor": "#eee"},
         "legend": {"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top", "font": {"size": 13}},
         "plot_bgcolor": "white",
         "paper_bgcolor": "white",
@@ -547,7 +568,8 @@ def regression_figure(frame: pd.DataFrame, lts: RegressionResult, ols: Regressio
 
 
 def empty_figure(message: str, height: int = 300) -> dict[str, Any]:
+    """A blank figure saying ``message`` (plain text: it may quote the study's names)."""
     return {"data": [], "layout": {"height": height, "xaxis": {"visible": False}, "yaxis": {"visible": False},
                                    "plot_bgcolor": "white", "paper_bgcolor": "white", "margin": {"l": 4, "r": 4, "t": 4, "b": 4},
-                                   "annotations": [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                                   "annotations": [{"text": plotly_text(message), "showarrow": False, "xref": "paper", "yref": "paper",
                                                     "x": 0.5, "y": 0.5, "font": {"size": 15, "color": "#666"}}]}}

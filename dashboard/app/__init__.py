@@ -9,12 +9,18 @@ and the callbacks.
 Callbacks stay thin: they translate UI state into core calls and results into figures.
 Request-level guards (size, malformed requests, errors, the Server header) are
 :mod:`dashboard.app.guard`'s.
+
+Nothing from the results folder reaches the page as markup or code: the page title is
+HTML-escaped here, components render study strings as text, plotly text is escaped in
+:mod:`dashboard.figures`, and clientside code is fixed (``assets/*.js``) and gets values
+as data.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import html
 import shutil
 import signal
 import tempfile
@@ -135,7 +141,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     app = dash.Dash(
         __name__,
         server=CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents
-        title=f"cue-dashboard: {study.name}",
+        title=html.escape(f"cue-dashboard: {study.name}"),  # Dash puts the title into the page's HTML as it is
         assets_folder=str(ASSETS_DIR),
         suppress_callback_exceptions=False,
     )

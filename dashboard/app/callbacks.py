@@ -18,17 +18,18 @@ Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.
 Every value a request carries comes from the page and is checked before use
 (:func:`views.checked_state` for the view state, the typed checks of
 :mod:`dashboard.app.views` for inputs): a value that cannot be used is ignored
-(``PreventUpdate``, HTTP 204) or answered with a message.
+(``PreventUpdate``, HTTP 204) or answered with a message.  The clientside callbacks
+are named functions in ``assets/*.js`` (namespace ``cue``): no JavaScript is built
+here, and values reach the browser as data.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import dash
-from dash import ClientsideFunction, Input, Output, State, ctx, no_update
+from dash import ClientsideFunction, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.app import ids, layout, views
@@ -52,6 +53,14 @@ CONTROL_IDS = (ids.CONTRAST, ids.DIRECTION, ids.USE_T, ids.P_KIND, ids.P_UNC, id
                ids.VALUE_TYPE, ids.CONDITION)
 INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", ids.SLICE_CORONAL: "clickData",
                ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows"}
+# the clientside function (assets/hover.js) that shows T under the pointer over each map view
+TOOLTIPS = {ids.GLASS_BRAIN: "glassTooltip", ids.SLICE_SAGITTAL: "sagittalTooltip", ids.SLICE_CORONAL: "coronalTooltip",
+            ids.SLICE_AXIAL: "axialTooltip"}
+
+
+def cue_function(name: str) -> ClientsideFunction:
+    """A clientside callback of assets/*.js (namespace ``cue``)."""
+    return ClientsideFunction(namespace="cue", function_name=name)
 
 
 def checked_or_prevent(engine: Engine, state: Any) -> dict:
@@ -121,10 +130,8 @@ def register(app: dash.Dash, engine: Engine) -> None:
     # T under the pointer: looked up in the browser (assets/hover.js) in the hover values
     # that come with the maps; no request while the pointer moves
     for gid in ids.MAP_VIEWS:
-        call = ("window.dash_clientside.cue.glassTooltip(h, s)" if gid == ids.GLASS_BRAIN else
-                f"window.dash_clientside.cue.sliceTooltip(h, s, {ids.SLICES.index(gid)})")
         app.clientside_callback(
-            f"function(h, s) {{ return {call}; }}",
+            cue_function(TOOLTIPS[gid]),
             Output(ids.tooltip(gid), "show"), Output(ids.tooltip(gid), "bbox"), Output(ids.tooltip(gid), "children"),
             Input(gid, "hoverData"), State(ids.HOVER, "data"),
             prevent_initial_call=True,
@@ -132,14 +139,14 @@ def register(app: dash.Dash, engine: Engine) -> None:
 
     # the direction labels follow the contrast (in the browser, from data sent once)
     app.clientside_callback(
-        "function(contrast, options) { return (options && options[contrast]) || window.dash_clientside.no_update; }",
+        cue_function("directionOptions"),
         Output(ids.DIRECTION, "options"),
         Input(ids.CONTRAST, "value"), State(ids.DIRECTION_OPTIONS, "data"),
     )
 
     # p uncorrected <-> FWE: the p input takes SPM's default of that kind (0.001 / 0.05)
     app.clientside_callback(
-        "function(kind) { return kind === 'fwe' ? 0.05 : 0.001; }",
+        cue_function("pDefault"),
         Output(ids.P_UNC, "value"),
         Input(ids.P_KIND, "value"),
         prevent_initial_call=True,
@@ -149,21 +156,21 @@ def register(app: dash.Dash, engine: Engine) -> None:
     # (assets/validate.js; the functions are named, no code is built from values)
     for cid, function in ((ids.P_UNC, "pProblem"), (ids.T_VALUE, "tProblem"), (ids.EXTENT, "kProblem")):
         app.clientside_callback(
-            ClientsideFunction(namespace="cue", function_name=function),
+            cue_function(function),
             Output(cid, "invalid"), Output(ids.feedback(cid), "children"),
             Input(cid, "value"),
         )
 
     # which threshold input is active: in the browser, at once
     app.clientside_callback(
-        "function(useT) { return [!!useT, !useT, !!useT]; }",
+        cue_function("thresholdInputsDisabled"),
         Output(ids.P_UNC, "disabled"), Output(ids.T_VALUE, "disabled"), Output(ids.P_KIND, "disabled"),
         Input(ids.USE_T, "value"),
     )
     # switching from p to T keeps the threshold: T starts at the height now shown (to
     # SPM's two decimals), set in the browser before any request so nothing typed is overwritten
     app.clientside_callback(
-        ClientsideFunction(namespace="cue", function_name="tStart"),
+        cue_function("tStart"),
         Output(ids.T_VALUE, "value"),
         Input(ids.USE_T, "value"), State(ids.RENDERED_MAPS, "data"),
         prevent_initial_call=True,
@@ -236,32 +243,32 @@ def register(app: dash.Dash, engine: Engine) -> None:
         return {"key": pending, "rows": rows, "note": note, "footer": footer}
 
     app.clientside_callback(
-        """function(answer, rendered) {
-            const nu = window.dash_clientside.no_update;
-            if (!answer || !rendered || JSON.stringify(answer.key) !== JSON.stringify(rendered.slice(0, -1))) {
-                return [nu, nu, nu, nu];
-            }
-            return [answer.rows === null ? nu : answer.rows, answer.note, answer.footer, answer.key.concat([true])];
-        }""",
+        cue_function("rftRows"),
         Output(ids.CLUSTER_TABLE, "rowData", allow_duplicate=True), Output(ids.CLUSTER_NOTE, "children", allow_duplicate=True),
         Output(ids.CLUSTER_FOOTER, "children", allow_duplicate=True), Output(ids.RENDERED_TABLE, "data", allow_duplicate=True),
         Input(ids.RFT_ROWS, "data"), State(ids.RENDERED_TABLE, "data"),
         prevent_initial_call=True,
     )
 
+    # the highlighted participant reaches the grid as data (its context), read by the
+    # grid's fixed row rule (layout.HIGHLIGHT_RULES, sent again so the rows are restyled)
     @app.callback(
         Output(ids.EXCLUDE_BUTTON, "children"), Output(ids.EXCLUDE_BUTTON, "style"),
-        Output(ids.PARTICIPANT_GRID, "rowClassRules"), Output(ids.PARTICIPANT_GRID, "scrollTo"),
+        Output(ids.PARTICIPANT_GRID, "dashGridOptions"), Output(ids.PARTICIPANT_GRID, "rowClassRules"),
+        Output(ids.PARTICIPANT_GRID, "scrollTo"),
         Input(ids.SCATTER, "clickData"), Input(ids.PARTICIPANT_GRID, "selectedRows"),
         prevent_initial_call=True,
     )
     def offer_exclusion(click, selected):
         pid = views.clicked_participant(click)
-        if pid is None or pid not in views.selected_ids(engine, selected):
-            return "Exclude", {"display": "none"}, {}, no_update
-        rules = {"participant-highlight": f"params.data.participant_id === {pid!r}"}
+        if pid is not None and pid not in views.selected_ids(engine, selected):
+            pid = None
+        options = Patch()
+        options["context"] = {"highlight": pid}
+        if pid is None:
+            return "Exclude", {"display": "none"}, options, dict(layout.HIGHLIGHT_RULES), no_update
         scroll = {"rowId": pid, "rowPosition": "middle"} if ctx.triggered_id == ids.SCATTER else no_update
-        return f"Exclude {pid}", {"display": "inline-block"}, rules, scroll
+        return f"Exclude {pid}", {"display": "inline-block"}, options, dict(layout.HIGHLIGHT_RULES), scroll
 
     @app.callback(
         Output(ids.PARTICIPANT_GRID, "selectedRows"),
@@ -291,34 +298,20 @@ def register(app: dash.Dash, engine: Engine) -> None:
             log.info("quick filter ignored: %s", exc)
             raise PreventUpdate from exc
 
-    # in the browser: no request per action for a line of text (same text as
-    # views.included_text); the participant ids come as data (a Store), never inside
-    # the script's source
+    # "N of M included", in the browser: no request per action for a line of text (same
+    # text as views.included_text); the participant ids come as data (a Store)
     app.clientside_callback(
-        """
-        function(state, selected, info) {
-            const known = new Set(info.ids), total = info.ids.length, minimum = info.minimum;
-            if (!info.images) { return "group maps only"; }
-            let nSel = state.participants.length;
-            if (selected !== null && selected !== undefined) {
-                const ids = Array.isArray(selected) ? selected.map(r => r && r.participant_id) : (selected.ids || []);
-                nSel = new Set(ids.filter(p => known.has(p))).size;
-            }
-            let text = state.participants.length + " of " + total + " included";
-            if (nSel < minimum) { text += " (select at least " + minimum + ")"; }
-            return text;
-        }
-        """,
+        cue_function("includedText"),
         Output(ids.INCLUDED_COUNT, "children"),
         Input(ids.VIEW, "data"), Input(ids.PARTICIPANT_GRID, "selectedRows"), State(ids.PARTICIPANT_INFO, "data"),
     )
 
     # the compare figure is drawn only while its tab is shown; the guard runs in the
-    # browser so that other actions send no request for it
+    # browser so that other actions send no request for it (the tab's id comes as data)
     app.clientside_callback(
-        "function(tab, state) { return tab === %s ? state : window.dash_clientside.no_update; }" % json.dumps(ids.TAB_COMPARE),
+        cue_function("whileCompareShown"),
         Output(ids.COMPARE_VIEW, "data"),
-        Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"),
+        Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"), State(ids.COMPARE_TAB, "tab_id"),
     )
 
     @app.callback(

@@ -31,6 +31,7 @@ STATUS = "status-line"
 TABS = "view-tabs"
 TAB_EXPLORE = "tab-explore"
 TAB_COMPARE = "tab-compare"
+COMPARE_TAB = "compare-tab"  # the compare dbc.Tab itself (its tab_id, TAB_COMPARE, is read in the browser)
 GLASS_BRAIN = "glass-brain"
 SLICE_SAGITTAL = "slice-sagittal"
 SLICE_CORONAL = "slice-coronal"

@@ -33,6 +33,9 @@ Z_FORMAT = {"function": "params.value == null ? 'Inf' : d3.format('.2f')(params.
 SET_P_FORMAT = {"function": "params.data.c_set == null ? '' : (params.value == null ? (params.data.rft_note || 'n/a') : "
                             "(params.value < 0.001 ? d3.format('.3~e')(params.value) : d3.format('.3~g')(params.value)))"}
 SET_C_FORMAT = {"function": "params.value == null ? '' : String(params.value)"}
+# the participant offered for exclusion (callbacks.offer_exclusion) comes as data, in the
+# grid's context; the rule itself never changes (no expression is built from an id)
+HIGHLIGHT_RULES = {"participant-highlight": "params.context != null && params.data.participant_id === params.context.highlight"}
 
 
 def synthetic_banner(study: Study) -> html.Div | None:
@@ -346,8 +349,11 @@ def participants_panel(study: Study) -> dbc.Card:
         selectedRows={"ids": list(study.participant_ids)},
         dashGridOptions={"rowSelection": {"mode": "multiRow", "checkboxes": has_images, "headerCheckbox": has_images,
                                           "enableClickSelection": False, "selectAll": "filtered"},
-                         "suppressCellFocus": True, "tooltipShowDelay": 300, "animateRows": False},
-        rowClassRules={},
+                         "suppressCellFocus": True, "tooltipShowDelay": 300, "animateRows": False,
+                         # column names are participants.tsv's: "a.b" is a name, not a path into the row
+                         "suppressFieldDotNotation": True,
+                         "context": {"highlight": None}},
+        rowClassRules=HIGHLIGHT_RULES,
         style={"height": "420px", "width": "100%"},
         className="ag-theme-quartz",
     )
@@ -396,7 +402,7 @@ def build_layout(study: Study) -> html.Div:
                         dbc.Tabs(
                             [
                                 dbc.Tab(explore_tab(state), label="Explore", tab_id=ids.TAB_EXPLORE),
-                                dbc.Tab(compare_tab(), label="Compare contrasts", tab_id=ids.TAB_COMPARE),
+                                dbc.Tab(compare_tab(), label="Compare contrasts", tab_id=ids.TAB_COMPARE, id=ids.COMPARE_TAB),
                             ],
                             id=ids.TABS,
                             active_tab=ids.TAB_EXPLORE,

@@ -1,0 +1,40 @@
+/* cue-dashboard: the clientside callbacks that need no server (dashboard/app/callbacks.py
+ * names them; namespace "cue").  No code is ever built from values: study strings and ids
+ * reach these functions as data (stores, component properties).
+ */
+(function () {
+  const nu = () => window.dash_clientside.no_update;
+  window.dash_clientside = Object.assign({}, window.dash_clientside);
+  window.dash_clientside.cue = Object.assign({}, window.dash_clientside.cue, {
+    // the direction radio's options follow the contrast (options: contrast id -> options, sent once)
+    directionOptions: function (contrast, options) {
+      return (options && Object.prototype.hasOwnProperty.call(options, contrast) && options[contrast]) || nu();
+    },
+    // p uncorrected <-> FWE: the p input takes SPM's default of that kind
+    pDefault: function (kind) { return kind === "fwe" ? 0.05 : 0.001; },
+    // [p disabled, T disabled, p kind disabled]: which threshold input is active
+    thresholdInputsDisabled: function (useT) { return [!!useT, !useT, !!useT]; },
+    // RFT p-values that arrived for a table: shown only if that table is still the one on screen
+    rftRows: function (answer, rendered) {
+      if (!answer || !Array.isArray(rendered) || JSON.stringify(answer.key) !== JSON.stringify(rendered.slice(0, -1))) {
+        return [nu(), nu(), nu(), nu()];
+      }
+      return [answer.rows === null ? nu() : answer.rows, answer.note, answer.footer, answer.key.concat([true])];
+    },
+    // "N of M included" (the text of dashboard.app.views.included_text)
+    includedText: function (state, selected, info) {
+      if (!info.images) { return "group maps only"; }
+      const known = new Set(info.ids), total = info.ids.length, minimum = info.minimum;
+      let nSel = state.participants.length;
+      if (selected !== null && selected !== undefined) {
+        const ids = Array.isArray(selected) ? selected.map(r => r && r.participant_id) : (selected.ids || []);
+        nSel = new Set(ids.filter(p => known.has(p))).size;
+      }
+      let text = state.participants.length + " of " + total + " included";
+      if (nSel < minimum) { text += " (select at least " + minimum + ")"; }
+      return text;
+    },
+    // the view state goes on to the compare figure only while its tab is shown
+    whileCompareShown: function (activeTab, state, compareTab) { return activeTab === compareTab ? state : nu(); },
+  });
+})();
