@@ -110,7 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "it has no authentication.",
             file=sys.stderr,
         )
-    settings = Settings(results_dir=Path(args.results), debug=args.debug, cache_dir=args.cache_dir, redis_url=args.redis_url)
+    settings = Settings(results_dir=Path(args.results), debug=args.debug, cache_dir=args.cache_dir, redis_url=args.redis_url,
+                        open_options=_open_options(args))
     try:
         app = create_app(settings)
     except StudyError as exc:
@@ -276,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="Dash/Werkzeug debug mode (never on a shared network)")
     p.add_argument("--cache-dir", default=None, help="file-system cache folder (default: a temporary folder, never inside the results)")
     p.add_argument("--redis-url", default=None, help="use Redis as cache backend, e.g. redis://127.0.0.1:6379/0")
+    _format_options(p)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("validate", help="check a results folder; exit 2 with one line per problem")

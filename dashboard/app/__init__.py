@@ -26,7 +26,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,8 @@ from flask_caching import Cache
 from dashboard.app import guard
 from dashboard.app.engine import Engine
 from dashboard.app.state import default_state
-from dashboard.results import Study, load_study
+from dashboard.formats import OpenOptions, open_study
+from dashboard.results import Study
 
 # Top-level assets/ (not next to the package; a wheel carries a copy as
 # dashboard/_assets). Bootstrap's CSS is vendored there (assets/vendor/) because the
@@ -55,6 +56,7 @@ class Settings:
     cache_dir: str | None = None  # file-system cache; default: a fresh temporary folder
     redis_url: str | None = None  # use Redis instead of the file system
     template: bool = True  # MNI152 template under the slices (else the analysis mask)
+    open_options: OpenOptions = field(default_factory=OpenOptions)  # what a folder cannot say itself (plain maps' statistic, SPM images' root)
     warm: bool = True  # compute the default view in a background thread at start-up
 
 
@@ -137,7 +139,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     """
     from dashboard.app import callbacks, layout
 
-    study = engine.study if engine is not None else (study or load_study(settings.results_dir, check_data=True, defer_participant_data=True))
+    study = engine.study if engine is not None else (study or open_study(settings.results_dir, settings.open_options, check_data=True, defer_participant_data=True))
     app = dash.Dash(
         __name__,
         server=CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents

@@ -230,26 +230,34 @@ class Engine:
         m = max(float(np.nanmax(np.abs(self.volume(c, model, subset)[0]))) for c in contrasts)
         return max(m, 1.0)
 
+    def field(self, state: dict, df: float):
+        """The statistic of the state's map (T at ``df`` for a refit; a stored map's own
+        T, F or Z)."""
+        return self.analysis.map_field(state["contrast"], self._model(state["model"]), self.subset(state["participants"]), df)  # type: ignore[arg-type]
+
     def height(self, state: dict, df: float) -> float:
-        """The height threshold u (T) of the state: a T, or p uncorrected (``spm_u``) or p
-        FWE (``spm_uc``, with the smoothness of this contrast, model and subset)."""
+        """The height threshold u of the state on its map's statistic: a value, or p
+        uncorrected (``spm_u``) or p FWE (``spm_uc``, with the smoothness of this
+        contrast, model and subset)."""
         threshold = self.threshold(state)
+        field = self.field(state, df)
         if not threshold.needs_smoothness:
-            return threshold.height(df)
+            return threshold.height(df, None, field)
         subset = self.subset(state["participants"])
         with self.lock:
             smooth = self.analysis.smoothness(state["contrast"], self._model(state["model"]), subset)  # type: ignore[arg-type]
-        return threshold.height(df, smooth)
+        return threshold.height(df, smooth, field)
 
     def describe(self, state: dict, df: float) -> str:
-        """'df 84 · T > 3.19 (p < 0.001 unc.)', '… (p < 0.05 FWE)' or '… T > 4.00 (p < 6.9e-05 unc.)'"""
-        from dashboard.stats.thresholds import p_uncorrected
-
+        """'df 84 · T > 3.19 (p < 0.001 unc.)', '… (p < 0.05 FWE)', '… T > 4.00 (p < 6.9e-05 unc.)',
+        'df [2, 84] · F > 7.51 (…)' or 'Gaussian · Z > 3.09 (…)'."""
         u = self.height(state, df)
+        f = self.field(state, df)
+        dof = {"T": f"df {df:g}", "F": f"df [{f.df_effect:g}, {f.df:g}]", "Z": "Gaussian"}[f.stat]
         if state["use_t"]:
-            return f"df {df:g} · T > {u:.2f} (p < {float(p_uncorrected(u, df)):.2g} unc.)"
+            return f"{dof} · {f.stat} > {u:.2f} (p < {float(f.sf(u)):.2g} unc.)"
         kind = "FWE" if state.get("p_kind") == "fwe" else "unc."
-        return f"df {df:g} · T > {u:.2f} (p < {float(state['p_unc']):g} {kind})"
+        return f"{dof} · {f.stat} > {u:.2f} (p < {float(state['p_unc']):g} {kind})"
 
     def threshold(self, state: dict) -> Threshold:
         from dashboard.analysis import Threshold

@@ -78,6 +78,9 @@ def controls(study: Study, state: dict) -> dbc.Card:
         {"label": f"Cells + subjects, {df('subjects')}", "value": "subjects", "disabled": not has_images},
         {"label": f"Paired, {df('paired')} (per-participant contrast)", "value": "paired", "disabled": not has_images},
     ]
+    if not study.conditions:  # an SPM, FSL or plain-maps folder: its own model, as stored
+        source = study.description.get("SourceFormat", "the folder")
+        model_options = [{"label": f"As estimated ({source})", "value": state["model"]}]
     model = html.Div(dbc.RadioItems(id=ids.MODEL, options=model_options, value=state["model"]), id=ids.MODEL_WRAPPER)
     return dbc.Card(
         dbc.CardBody(

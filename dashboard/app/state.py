@@ -65,6 +65,11 @@ def direction_labels(study: Study, contrast_id: str) -> dict[str, str]:
     conditions: pos "A > B" (conditions weighted + against those weighted -), neg the
     reverse, both "both"."""
     contrast = study.contrast(contrast_id)
+    gm = study.group_maps.get(contrast_id)
+    if gm is not None and gm.statistic == "F":
+        return {"pos": f"F: {contrast.label}", "neg": "(an F map has no negative direction)", "both": "F only"}
+    if not study.conditions:  # weights over a package's design columns, or none: the contrast's own name says it
+        return {"pos": contrast.label, "neg": f"{contrast.label}, negated", "both": "both"}
     names = {c.id: c.label for c in study.conditions}
     order = [c.id for c in study.conditions]  # the design's order, not the weights' key order
     weights = sorted(contrast.weights.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
@@ -115,7 +120,7 @@ def default_state(study: Study) -> dict[str, Any]:
         "cluster": None,
         "covariate": DEFAULT_COVARIATE if DEFAULT_COVARIATE in covariates else (covariates[0] if covariates else None),
         "value": "eigenvariate",
-        "condition": DEFAULT_CONDITION if DEFAULT_CONDITION in study.condition_ids else study.condition_ids[0],
+        "condition": DEFAULT_CONDITION if DEFAULT_CONDITION in study.condition_ids else next(iter(study.condition_ids), None),
         "participants": list(study.participant_ids),
     }
 
@@ -227,6 +232,8 @@ def _aal_regions() -> frozenset[str]:
 def checked_field(choices: Choices, key: str, value: Any) -> Any:
     """One view-state value, checked (and normalised: numbers as float, k as int);
     ValueError saying why it cannot be used."""
+    if key == "condition" and value is None and not choices.conditions:
+        return None  # a folder of group maps only (SPM, FSL, plain maps): no conditions
     if key in ("contrast", "direction", "p_kind", "model", "value", "condition"):
         allowed = {"contrast": choices.contrasts, "direction": tuple(DIRECTIONS), "p_kind": P_KINDS, "model": MODELS, "value": VALUES,
                    "condition": choices.conditions}[key]

@@ -276,7 +276,8 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     point_text = f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · T = {t_here:.2f}" if np.isfinite(t_here) else \
         f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · outside the mask"
     status = [html.Span(engine.describe(state, df), className="fw-semibold"),
-              html.Br(), html.Span(f"{len(subset)} of {len(engine.all_ids)} participants · model {state['model']}")]
+              html.Br(), html.Span(f"{len(subset)} of {len(engine.all_ids)} participants · model {state['model']}" if engine.all_ids
+                                   else "the folder's stored maps (no participant images)")]
     return glass, slices, hover, status, point_text, {**keys, "index": list(index), "height": float(height)}
 
 

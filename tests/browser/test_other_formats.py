@@ -1,0 +1,60 @@
+"""The app on folders other analysis packages wrote: an SPM12 second-level folder (real,
+tests/data/spm_folders) and a plain folder of statistic maps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dashboard.app import Settings, create_app, ids
+from tests.browser.helpers import TIMEOUT, click_radio, set_input, settle, table_text, wait_table_contains
+from tests.conftest import SAMPLE
+
+pytestmark = pytest.mark.browser
+
+SPM = Path(__file__).resolve().parents[1] / "data" / "spm_folders" / "ff_cells"
+
+
+def _spm_rows(name: str) -> list[list]:
+    return json.loads((SPM / "spm_tables" / name).read_text())["TabDat"]["dat"]
+
+
+def test_of001_spm_folder_t_and_f_tables_are_spms(dash_duo):
+    dash_duo.start_server(create_app(Settings(results_dir=SPM, warm=False)))
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 84 · T > 3.19 (p < 0.001 unc.)", timeout=TIMEOUT)
+    assert "the folder's stored maps" in dash_duo.find_element(f"#{ids.STATUS}").text
+    set_input(dash_duo, f"#{ids.EXTENT}", 0)
+    first = _spm_rows("0001_p0.001_k0.json")[0]
+    wait_table_contains(dash_duo, f"{first[8]:.2f}")
+    text = table_text(dash_duo)
+    assert f"{first[9]:.2f}" in text  # SPM's equivalent Z
+    # the F contrast: SPM's F conventions (df [2, 84], Z from the F p-value)
+    click_radio(dash_duo, ids.CONTRAST, "4")
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df [2, 84] · F > 7.51 (p < 0.001 unc.)", timeout=TIMEOUT)
+    f_first = _spm_rows("0004_p0.001_k0.json")[0]
+    wait_table_contains(dash_duo, f"{f_first[8]:.2f}")
+    assert f"{f_first[9]:.2f}" in table_text(dash_duo)
+    labels = dash_duo.find_element(f"#{ids.DIRECTION}").text
+    assert "F: cue effect, placebo or N-AC" in labels
+    settle(dash_duo)
+    assert dash_duo.get_logs() == []
+
+
+def test_of002_plain_statistic_maps(dash_duo, tmp_path):
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    for c in ("placebo", "interaction"):
+        stem = f"task-cue_contrast-{c}_stat-t_statmap"
+        shutil.copy(SAMPLE / "group" / f"{stem}.nii.gz", folder / f"{stem}.nii.gz")
+        shutil.copy(SAMPLE / "group" / f"{stem}.json", folder / f"{stem}.json")
+    shutil.copy(SAMPLE / "group" / "task-cue_desc-brain_mask.nii.gz", folder / "brain_mask.nii.gz")
+    dash_duo.start_server(create_app(Settings(results_dir=folder, warm=False)))
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 84 · T > 3.19", timeout=TIMEOUT)
+    contrasts = dash_duo.find_element(f"#{ids.CONTRAST}").text
+    assert "Cocaine > neutral cues, placebo (synthetic sample)" in contrasts  # the sidecars' Description
+    wait_table_contains(dash_duo, "Frontal")  # a labelled cluster of the sample
+    settle(dash_duo)
+    assert dash_duo.get_logs() == []
