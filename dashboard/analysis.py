@@ -21,6 +21,7 @@ residuals when the study has participant images, else taken from the group map's
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from dashboard import atlas
 from dashboard.results import Problem, Study, StudyError
 from dashboard.stats import rft
 from dashboard.stats.extract import ValueType, cluster_values
+from dashboard.stats.glm import DesignFit, fit_design
 from dashboard.stats.lts import RegressionResult, lts_regression, ols_regression
 from dashboard.stats.models import GroupFit, ModelName, fit_group_model
 from dashboard.stats.spm_table import SPM_COLUMNS, Footer, spm_table
@@ -147,6 +149,7 @@ class Analysis:
         self.study = study
         self._fits: dict[tuple[str, tuple[str, ...]], GroupFit] = {}
         self._smooth: dict[tuple[str, tuple[str, ...], str], rft.Smoothness] = {}
+        self._design: dict[tuple[str, tuple[str, ...]], tuple[np.ndarray, float, rft.Field]] = {}
         self._max = max_cached_fits
         self.store = store
 
@@ -166,7 +169,48 @@ class Analysis:
     def uses_stored_maps(self) -> bool:
         """True when T maps are the stored group maps (a folder without participant
         images: one model, everyone), False when they are recomputed from the images."""
-        return not self.study.has_participant_images
+        return not self.study.can_refit
+
+    def design_map(self, contrast: str, subset: tuple[str, ...]) -> tuple[np.ndarray, float, rft.Field]:
+        """A package design's contrast refitted on a participant subset: the design's rows
+        of those participants, the columns they load on (a dropped participant's subject
+        column goes with them), the same weights; T or F as the package's contrast."""
+        key = (contrast, subset)
+        if key in self._design:
+            return self._design[key]
+        fit, keep = self._design_fit(subset)
+        dr = self.study.design_rows
+        assert dr is not None
+        weights = dr.contrasts[contrast]
+        dropped = np.abs(weights.reshape(len(dr.columns), -1))[~keep].sum()
+        if dropped > 0:
+            raise ValueError(f"contrast {contrast!r} weighs design columns of the excluded participants; keep them to compute it")
+        gm = self.study.group_maps[contrast]
+        if gm.statistic == "F":
+            values, rank = fit.f_map(weights[keep] if weights.ndim == 1 else weights[keep, :])
+            field = rft.Field("F", float(rank), fit.df)
+        else:
+            values, field = fit.t_map(weights[keep]), rft.Field("T", 1.0, fit.df)
+        if len(self._design) >= 4 * self._max:
+            self._design.pop(next(iter(self._design)))
+        self._design[key] = (values, fit.df, field)
+        return self._design[key]
+
+    def _design_fit(self, subset: tuple[str, ...]) -> tuple[DesignFit, np.ndarray]:
+        """The fit of the design's rows of ``subset`` and which columns it kept."""
+        dr = self.study.design_rows
+        assert dr is not None
+        key = ("__design__", subset)
+        if key not in self._fits:
+            wanted = set(subset)
+            rows = [i for i, p in enumerate(dr.participants) if p in wanted]
+            x = dr.x[rows]
+            keep = np.abs(x).sum(axis=0) > 0
+            fit = fit_design(self.study.design_data()[rows], x[:, keep])
+            if len(self._fits) >= self._max:
+                self._fits.pop(next(iter(self._fits)))
+            self._fits[key] = (fit, keep)  # type: ignore[assignment]
+        return self._fits[key]  # type: ignore[return-value]
 
     def fit(self, model: ModelName, subset: tuple[str, ...]) -> GroupFit:
         if not self.study.has_participant_images:
@@ -194,9 +238,13 @@ class Analysis:
         result as published, read instead of refitted.  Any other model or participant
         subset is recomputed from the participant images."""
         subset = self.subset(participants)
-        if self.uses_stored_maps:
+        if self.study.design_rows is not None and subset != tuple(self.study.participant_ids):
+            values, df, _ = self.design_map(contrast, subset)
+            return values, df
+        if self.uses_stored_maps or self.study.design_rows is not None:
             gm = self.study.group_maps[contrast]
-            self._check_stored(gm.model, model, subset)
+            if self.study.design_rows is None:
+                self._check_stored(gm.model, model, subset)
             return self.study.group_map(contrast).astype(np.float64), gm.df
         if self.stored_map_applies(contrast, model, subset):
             return self.study.group_map(contrast).astype(np.float64), self.study.group_maps[contrast].df
@@ -206,8 +254,11 @@ class Analysis:
     def stored_map_applies(self, contrast: str, model: str, subset: tuple[str, ...]) -> bool:
         """True when the stored group map of ``contrast`` is this model's map of every
         participant (then it is used as it is, as :meth:`stored_smoothness` is)."""
-        gm = self.study.group_maps.get(contrast)  # (the loader guarantees a T map with its df)
-        return gm is not None and gm.model == model and subset == tuple(self.study.participant_ids)
+        gm = self.study.group_maps.get(contrast)  # (the loader guarantees a map with its df)
+        everyone = subset == tuple(self.study.participant_ids)
+        if self.study.design_rows is not None:  # a package's design: its own model, whatever `model` says
+            return gm is not None and everyone
+        return gm is not None and gm.model == model and everyone
 
     def _check_stored(self, stored_model: str | None, model: str, subset: tuple[str, ...]) -> None:
         """Stored maps answer only for their own model and every participant."""
@@ -217,7 +268,9 @@ class Analysis:
     def smoothness(self, contrast: str, model: ModelName = "cells", participants: tuple[str, ...] | None = None) -> rft.Smoothness | None:
         """RFT smoothness: estimated from the model's residuals, or from the sidecar."""
         subset = self.subset(participants)
-        if self.uses_stored_maps:
+        if self.study.design_rows is not None and subset != tuple(self.study.participant_ids):
+            return self._design_smoothness(contrast, subset)
+        if self.uses_stored_maps or self.study.design_rows is not None:
             gm = self.study.group_maps[contrast]
             if not gm.smoothness:
                 return None
@@ -239,6 +292,16 @@ class Analysis:
                 if self.store is not None:
                     self.store.set(store_key, rft.smoothness_to_sidecar(self._smooth[key]))
         return self._smooth[key]
+
+    def _design_smoothness(self, contrast: str, subset: tuple[str, ...]) -> rft.Smoothness:
+        """Smoothness of a refitted package design, from its residuals (SPM's estimator),
+        as a field of the contrast's statistic."""
+        key = ("__design__", subset, "")
+        if key not in self._smooth:
+            fit, _ = self._design_fit(subset)
+            self._smooth[key] = rft.estimate_smoothness(fit.residuals.astype(np.float32), self.study.mask, fit.df, self.study.voxel_size)
+        _, _, field = self.design_map(contrast, subset)
+        return dataclasses.replace(self._smooth[key], stat=field.stat, df_effect=field.df_effect)
 
     def stored_smoothness(self, contrast: str, model: str, subset: tuple[str, ...]) -> rft.Smoothness | None:
         """The sidecar's smoothness when the question is exactly the stored map's (its
@@ -324,8 +387,11 @@ class Analysis:
         """The statistic of the map :meth:`t_map` gives: a stored map's own (T, F or Z, as
         its format says), a refitted map's T at ``df``."""
         gm = self.study.group_maps.get(contrast)
-        if gm is not None and (self.uses_stored_maps or self.stored_map_applies(contrast, model, self.subset(participants))):
+        subset = self.subset(participants)
+        if gm is not None and (self.uses_stored_maps or self.stored_map_applies(contrast, model, subset)):
             return rft.Field(gm.statistic, gm.df_effect, gm.df)
+        if self.study.design_rows is not None:
+            return self.design_map(contrast, subset)[2]
         return rft.Field("T", 1.0, df)
 
     def cluster_voxels(self, table: ClusterTable, peak_mm: tuple[float, float, float]) -> tuple[np.ndarray, str]:

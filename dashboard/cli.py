@@ -68,7 +68,7 @@ def summarize(study: Study) -> str:
     lines = [
         f"{study.root}: OK{' (synthetic sample data)' if study.synthetic else ''}",
         f"  participants: {len(study.participant_ids)}"
-        + ("" if study.has_participant_images else " (no participant images: group maps only)"),
+        + ("" if study.can_refit else " (no participant images: group maps only)"),
         f"  conditions:   {', '.join(study.condition_ids)}",
         f"  contrasts:    {', '.join(c.id for c in study.contrasts)}",
         f"  group maps:   {', '.join(sorted(study.group_maps)) or 'none'} ({'; '.join(kinds) or '-'})",
@@ -193,7 +193,11 @@ def cmd_clusters(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     table = result.table.drop(columns=["is_main_peak"])
     footer = result.footers.get(args.direction)
-    model_note = "the folder's stored map" if analysis.uses_stored_maps else f"model {args.model}"
+    if analysis.study.design_rows is not None:
+        n = len(analysis.subset(_subset(args)))
+        model_note = "the folder's design" + ("" if n == len(analysis.study.participant_ids) else f" refitted on {n} participants")
+    else:
+        model_note = "the folder's stored map" if analysis.uses_stored_maps else f"model {args.model}"
     svc_note = f", small volume {args.svc_mask or args.svc_region}" if (args.svc_mask or args.svc_region) else ""
     title = f"{args.contrast} {args.direction}: {threshold.describe(result.df, result.smoothness, result.statistic)}, k >= {args.k}, {model_note}{svc_note}"
     if args.format == "json":

@@ -127,6 +127,23 @@ class GroupMap:
     df_effect: float = 1.0  # numerator df of an F map
 
 
+@dataclass(frozen=True)
+class DesignRows:
+    """An analysis package's own design (an SPM second level): one row per input image.
+
+    ``participants[i]`` is the participant of row ``i`` (several rows per participant in
+    a within-subject design); ``contrasts`` the package's weights over ``columns`` per
+    contrast id (a vector for T, a matrix with one column per row of an F contrast).
+    A participant subset is the design's rows of those participants, refitted.
+    """
+
+    paths: tuple[Path, ...]
+    participants: tuple[str, ...]
+    x: np.ndarray  # (n_rows, n_columns)
+    columns: tuple[str, ...]
+    contrasts: dict[str, np.ndarray]
+
+
 @dataclass
 class Study:
     """A loaded results folder.
@@ -149,6 +166,7 @@ class Study:
     mask_path: Path | None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what validate adds to its summary (e.g. an SPM refit check)
+    design_rows: DesignRows | None = None  # a package's own design with its input images (SPM)
     _group_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     # -- identity -----------------------------------------------------------------
@@ -164,6 +182,27 @@ class Study:
     @property
     def has_participant_images(self) -> bool:
         return bool(self.image_paths)
+
+    @property
+    def can_refit(self) -> bool:
+        """True when group maps can be recomputed for a participant subset: the project's
+        participant images, or a package design whose input images were all found."""
+        return self.has_participant_images or self.design_rows is not None
+
+    def design_data(self) -> np.ndarray:
+        """The design's input images as ``(n_rows, n_voxels)`` float32 in-mask values
+        (read once, then kept)."""
+        if self.design_rows is None:
+            raise StudyError([Problem(str(self.root), "this folder has no design with input images")])
+        if "__design__" not in self._group_cache:
+            rows = np.empty((len(self.design_rows.paths), self.n_voxels), np.float32)
+            for i, path in enumerate(self.design_rows.paths):
+                data = self._read(path)
+                if data.shape != self.shape:
+                    raise StudyError([Problem(str(path), f"grid {data.shape} differs from the study grid {self.shape}")])
+                rows[i] = self.masked(data)
+            self._group_cache["__design__"] = rows
+        return self._group_cache["__design__"]
 
     @property
     def participant_ids(self) -> list[str]:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.nifti import ImageError, ImageHeader, read_header, read_volume
-from dashboard.results import Contrast, GroupMap, Problem, Study, StudyError, check_grids, check_image_data
+from dashboard.results import Contrast, DesignRows, GroupMap, Problem, Study, StudyError, check_grids, check_image_data
 
 if TYPE_CHECKING:
     from dashboard.formats import OpenOptions
@@ -144,6 +144,50 @@ def _refit_note(spm: Any, root: Path, scans: list[Path], group_maps: dict[str, G
             f"to {worst:.1e} (largest absolute difference in the mask)")
 
 
+_SUBJECT_IN_PATH = re.compile(r"(?:^|[\\/_])(sub-[A-Za-z0-9]+)(?=[\\/_.]|$)")
+_SUBJECT_COLUMN = re.compile(r"^subject_?\{?(\d+)\}?$", re.IGNORECASE)
+
+
+def row_participants(written: list[str], columns: list[str], x: np.ndarray) -> list[str]:
+    """The participant of each design row: the BIDS ``sub-<label>`` in its image path,
+    else the design's subject column it loads on (``subject_{k}``), else the row itself
+    (``image <i>``: each image a participant of its own)."""
+    from_paths = [m[1] if (m := _SUBJECT_IN_PATH.search(p)) else None for p in written]
+    if all(from_paths):
+        return [p for p in from_paths if p is not None]
+    subject_cols = [(j, m[1]) for j, name in enumerate(columns) if (m := _SUBJECT_COLUMN.match(name))]
+    if subject_cols:
+        out = []
+        for i in range(x.shape[0]):
+            hits = [k for j, k in subject_cols if x[i, j] != 0]
+            out.append(f"subject {hits[0]}" if len(hits) == 1 else f"image {i + 1}")
+        return out
+    return [f"image {i + 1}" for i in range(x.shape[0])]
+
+
+def _weight_array(c: Any, n_columns: int, stat: str) -> np.ndarray:
+    """``xCon.c`` as a vector over the columns (T) or a columns x rows matrix (F); loadmat
+    squeezes a one-column design's weights to a scalar."""
+    arr = np.asarray(c, dtype=float).reshape(n_columns, -1)
+    return arr[:, 0] if str(stat) == "T" else arr
+
+
+def _participants_table(spm: Any, ids: list[str]) -> pd.DataFrame:
+    """One row per participant (first-seen order) with the design's covariates
+    (``SPM.xC``) that take one value per participant."""
+    order = list(dict.fromkeys(ids))
+    table = pd.DataFrame(index=pd.Index(order, name="participant_id"))
+    for cov in np.atleast_1d(getattr(spm, "xC", [])):
+        values = np.asarray(getattr(cov, "rc", []), dtype=float).ravel()
+        name = str(getattr(cov, "rcname", "")) or "covariate"
+        if values.size != len(ids):
+            continue
+        per = pd.Series(values).groupby(pd.Series(ids)).agg(["min", "max"])
+        if (per["min"] == per["max"]).all():
+            table[name] = per.loc[order, "min"].to_numpy()
+    return table
+
+
 def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
     """Read an SPM12 second-level folder; :class:`StudyError` with every problem found."""
     spm = read_spm_mat(root / SPM_MAT)
@@ -211,6 +255,17 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
     missing = [w for w, f in zip(written, found, strict=True) if f is None]
     notes = [f"images:       {len(written) - len(missing)} of {len(written)} design images (SPM.xY.P) found"
              + (f"; not found, e.g. {missing[0]} (give --first-level-root DIR); participant features are off" if missing else "")]
+    design_rows = None
+    participants = pd.DataFrame(index=pd.Index([], name="participant_id"))
+    x = np.asarray(xx.X, dtype=float).reshape(len(written), -1) if written else np.zeros((0, len(names)))
+    if written and not missing and x.shape[1] == len(names):
+        ids = row_participants(written, names, x)
+        design_rows = DesignRows(paths=tuple(f for f in found if f is not None), participants=tuple(ids), x=x, columns=tuple(names),
+                                 contrasts={str(i): _weight_array(con.c, len(names), con.STAT) for i, con in enumerate(xcon, start=1)
+                                            if str(i) in group_maps})
+        participants = _participants_table(spm, ids)
+        notes.append(f"participants: {len(participants)} ({'from the image paths' if ids[0].startswith('sub-') else 'from the design'})"
+                     + (f"; covariates {', '.join(participants.columns)}" if len(participants.columns) else ""))
     if check_data and not defer_participant_data and not missing and not problems and written:
         mask = read_volume(mask_path) > 0
         note = _refit_note(spm, root, [f for f in found if f is not None], group_maps, mask, problems)
@@ -226,7 +281,7 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
         design={"DesignColumns": names},
         conditions=(),
         contrasts=tuple(contrasts),
-        participants=pd.DataFrame(index=pd.Index([], name="participant_id")),
+        participants=participants,
         participant_columns={},
         group_maps=group_maps,
         image_paths={},
@@ -234,4 +289,5 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
         affine=np.asarray(grid[1]),
         mask_path=mask_path,
         notes=tuple(notes),
+        design_rows=design_rows,
     )

@@ -33,6 +33,7 @@ class DesignFit:
     df: float  # residual df, n - rank(X)
     rank: int
     row_space: NDArray[np.float64]  # (p, p) projector pinv(X) X: c is estimable when it keeps c
+    residuals: NDArray[np.float64]  # (n, v) whitened residuals (for smoothness estimation)
 
     def _check_estimable(self, c: NDArray[np.float64]) -> None:
         if not np.allclose(self.row_space @ c, c, atol=1e-8 * max(1.0, float(np.abs(c).max()))):
@@ -81,4 +82,5 @@ def fit_design(y: NDArray[np.floating], x: NDArray[np.floating], w: NDArray[np.f
         raise ValueError(f"the design has no residual degrees of freedom ({x64.shape[0]} images, rank {rank})")
     beta = pinv @ y64
     res = y64 - x64 @ beta
-    return DesignFit(beta=beta, res_ms=(res**2).sum(axis=0) / df, bcov=pinv @ pinv.T, df=df, rank=rank, row_space=pinv @ x64)
+    return DesignFit(beta=beta, res_ms=(res**2).sum(axis=0) / df, bcov=pinv @ pinv.T, df=df, rank=rank, row_space=pinv @ x64,
+                      residuals=res)

@@ -8,7 +8,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from dashboard.analysis import Analysis, Threshold
 from dashboard.cli import main
@@ -132,3 +134,50 @@ def test_sf007_scan_paths_written_on_windows(tmp_path):
     assert resolve_scan(written, r"C:\Users\lab\study\spm", tmp_path / "spm", None) == tmp_path / "spm" / ".." / "data" / "sub-01" / "con_0001.nii"
     assert resolve_scan(written, "/elsewhere", tmp_path / "spm", tmp_path) == tmp_path / "data" / "sub-01" / "con_0001.nii"
     assert resolve_scan(written, "/elsewhere", tmp_path / "spm", None) is None
+
+
+SUBSET = tuple(f"sub-{i:02d}" for i in range(1, 23) if i not in (4, 17))  # 20 of 22
+
+
+def _firstlevel(con: str, ids) -> tuple[np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    imgs = [np.asarray(nib.load(str(FOLDERS / "firstlevel" / p / f"{con}.nii")).dataobj, dtype=np.float64) for p in ids]
+    return np.stack(imgs), np.asarray(nib.load(str(FOLDERS / "onesample" / "mask.nii")).dataobj) > 0
+
+
+def test_sf008_subset_of_a_one_sample_design_is_scipys_one_sample_t():
+    analysis = Analysis(open_study(FOLDERS / "onesample"))
+    assert analysis.study.participant_ids == [f"sub-{i:02d}" for i in range(1, 23)]
+    values, df = analysis.t_map("1", participants=SUBSET)
+    data, mask = _firstlevel("con_0005", SUBSET)
+    expected = stats.ttest_1samp(data[:, mask], 0.0).statistic
+    assert df == 19
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+    assert analysis.map_field("1", "cells", SUBSET, df) == rft.Field("T", 1.0, 19.0)
+
+
+@pytest.mark.parametrize(("design", "model"), [("ff_cells", "cells"), ("ff_subjects", "subjects")])
+def test_sf009_subset_of_a_flexible_factorial_is_the_projects_own_model(design, model):
+    """SPM's cells x (subjects) design refitted on 20 participants (dashboard/stats/glm.py)
+    equals the project's independent cells / cells + subjects model on the same images."""
+    from dashboard.stats.models import fit_group_model
+
+    analysis = Analysis(open_study(FOLDERS / design))
+    values, df = analysis.t_map("3", participants=SUBSET)  # the interaction, [1 -1 -1 1] over SPM's cell order
+    _, mask = _firstlevel("con_0001", SUBSET)
+    cells = np.stack([_firstlevel(f"con_000{k}", SUBSET)[0][:, mask] for k in (1, 2, 3, 4)], axis=1)  # project order
+    fit = fit_group_model(cells.astype(np.float32), ["cocaine_placebo", "neutral_placebo", "cocaine_nac", "neutral_nac"], model)
+    ref = fit.t_map({"cocaine_placebo": 1, "neutral_placebo": -1, "cocaine_nac": -1, "neutral_nac": 1})
+    assert df == fit.df == (80 - 4 if model == "cells" else 80 - 4 - 19)
+    np.testing.assert_allclose(values, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_sf010_subset_f_contrast_and_rft_on_the_refit(capsys):
+    analysis = Analysis(open_study(FOLDERS / "ff_cells"))
+    table = analysis.clusters("4", participants=SUBSET)
+    assert table.statistic == rft.Field("F", 2.0, 76.0)
+    assert table.smoothness is not None and table.smoothness.stat == "F" and table.smoothness.df == 76
+    assert table.smoothness.resels != analysis.smoothness("4").resels  # re-estimated, not SPM's whole-sample xVol
+    assert main(["clusters", str(FOLDERS / "ff_cells"), "--contrast", "4", "--participants", ",".join(SUBSET)]) == 0
+    assert "(F > 7.58, df [2, 76]), k >= 10, the folder's design refitted on 20 participants" in capsys.readouterr().out
