@@ -274,7 +274,7 @@ class Engine:
 
     def rft_ready(self, contrast: str, model: str, subset: tuple[str, ...]) -> bool:
         """True when RFT p-values come without a new smoothness estimate."""
-        if not self.study.has_participant_images:
+        if not self.study.can_refit:
             return True
         if self.analysis.stored_smoothness(contrast, self._model(model), subset) is not None:
             return True  # the sidecar's estimate: nothing to wait for
@@ -381,13 +381,16 @@ class Engine:
         default view shows the stored group maps) in a thread, ``delay`` seconds from
         now: called once the first view is served, so that the reading does not compete
         with the browser drawing the first page.  A view that needs them sooner waits."""
-        if not self.study.has_participant_images or self._preload_started:
+        if not self.study.can_refit or self._preload_started:
             return
         self._preload_started = True
 
         def read() -> None:
             try:
-                self.study.participant_data  # noqa: B018 - read once, cached on the study
+                if self.study.design_rows is not None:
+                    self.study.design_data()
+                else:
+                    self.study.participant_data  # noqa: B018 - read once, cached on the study
             except Exception:  # reported when a view needs them
                 log.exception("participant images")
             release_memory()

@@ -319,7 +319,7 @@ def participants_panel(study: Study) -> dbc.Card:
         if i == 0:
             cdef["pinned"] = "left"
         cols.append(cdef)
-    has_images = study.has_participant_images
+    has_images = study.can_refit  # subsets can be refitted (participant images, or a package design with its images)
     # every filter exists in every study (callbacks need the ids); the ones without
     # their participants.tsv column are hidden
     filters = []
@@ -391,7 +391,7 @@ def build_layout(study: Study) -> html.Div:
             dcc.Store(id=ids.RFT_PENDING, data=None),
             dcc.Store(id=ids.RFT_ROWS, data=None),
             dcc.Store(id=ids.PARTICIPANT_INFO, data={"ids": list(study.participant_ids), "minimum": MIN_PARTICIPANTS,
-                                                     "images": study.has_participant_images}),
+                                                     "images": study.can_refit}),
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
             html.Div(

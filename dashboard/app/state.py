@@ -153,12 +153,12 @@ class Choices:
     conditions: tuple[str, ...]
     covariates: tuple[str, ...]
     participants: tuple[str, ...]
-    subsets: bool  # participant images: subsets can be fitted
+    subsets: bool  # participant (or design) images: subsets can be fitted
 
     @classmethod
     def of(cls, study: Study) -> Choices:
         return cls(tuple(c.id for c in study.contrasts), tuple(study.condition_ids), tuple(numeric_columns(study)),
-                   tuple(study.participant_ids), study.has_participant_images)
+                   tuple(study.participant_ids), study.can_refit)
 
 
 def finite_number(value: Any) -> float:

@@ -168,7 +168,7 @@ def apply_input(engine: Engine, state: dict, kind: str, value: Any) -> dict:
         new["point"] = snap(engine, peak)
         new["cluster"] = {"direction": direction, "peak": peak}
     elif kind == "participants":
-        if not engine.study.has_participant_images:
+        if not engine.study.can_refit:
             raise ValueError("subsets need participant images")
         chosen = selected_ids(engine, value)
         if len(chosen) < MIN_PARTICIPANTS:
@@ -276,9 +276,18 @@ def draw_maps(engine: Engine, state: dict, rendered: dict | None):
     point_text = f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · T = {t_here:.2f}" if np.isfinite(t_here) else \
         f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) · outside the mask"
     status = [html.Span(engine.describe(state, df), className="fw-semibold"),
-              html.Br(), html.Span(f"{len(subset)} of {len(engine.all_ids)} participants · model {state['model']}" if engine.all_ids
-                                   else "the folder's stored maps (no participant images)")]
+              html.Br(), html.Span(_model_text(engine, len(subset), state["model"]))]
     return glass, slices, hover, status, point_text, {**keys, "index": list(index), "height": float(height)}
+
+
+def _model_text(engine: Engine, n: int, model: str) -> str:
+    """'21 of 22 participants · model cells', or what a package's folder is shown with."""
+    if not engine.all_ids:
+        return "the folder's stored maps (no participant images)"
+    if engine.study.design_rows is not None:
+        refit = "refitted" if n != len(engine.all_ids) else "as estimated"
+        return f"{n} of {len(engine.all_ids)} participants · the folder's design, {refit}"
+    return f"{n} of {len(engine.all_ids)} participants · model {model}"
 
 
 def _image(engine: Engine, key, make) -> str:
@@ -396,7 +405,9 @@ def stats_box(outcome) -> html.Table:
 def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
     """(figure, stats children) for the selected cluster."""
     if not engine.study.has_participant_images:
-        return figures.empty_figure("Needs participant images (this folder has group maps only)."), ""
+        why = ("Regression of cluster values is not available for an analysis package's design yet."
+               if engine.study.design_rows is not None else "Needs participant images (this folder has group maps only).")
+        return figures.empty_figure(why), ""
     if not state["cluster"]:
         return figures.empty_figure("Select a cluster: click a row of the table or a blob in the views."), ""
     if not state["covariate"]:

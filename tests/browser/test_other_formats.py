@@ -25,7 +25,7 @@ def _spm_rows(name: str) -> list[list]:
 def test_of001_spm_folder_t_and_f_tables_are_spms(dash_duo):
     dash_duo.start_server(create_app(Settings(results_dir=SPM, warm=False)))
     dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 84 · T > 3.19 (p < 0.001 unc.)", timeout=TIMEOUT)
-    assert "the folder's stored maps" in dash_duo.find_element(f"#{ids.STATUS}").text
+    assert "22 of 22 participants · the folder's design, as estimated" in dash_duo.find_element(f"#{ids.STATUS}").text
     set_input(dash_duo, f"#{ids.EXTENT}", 0)
     first = _spm_rows("0001_p0.001_k0.json")[0]
     wait_table_contains(dash_duo, f"{first[8]:.2f}")
@@ -56,5 +56,26 @@ def test_of002_plain_statistic_maps(dash_duo, tmp_path):
     contrasts = dash_duo.find_element(f"#{ids.CONTRAST}").text
     assert "Cocaine > neutral cues, placebo (synthetic sample)" in contrasts  # the sidecars' Description
     wait_table_contains(dash_duo, "Frontal")  # a labelled cluster of the sample
+    settle(dash_duo)
+    assert dash_duo.get_logs() == []
+
+
+def test_of003_spm_design_refits_a_participant_subset(dash_duo):
+    """Participants of an SPM design come from its images' paths; excluding one refits the
+    design's rows (df 21 -> 20) and re-estimates the RFT smoothness."""
+    from tests.browser.helpers import js_click, wait_rows
+
+    dash_duo.start_server(create_app(Settings(results_dir=SPM.parent / "onesample", warm=False)))
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 21 · T > 3.53", timeout=TIMEOUT)
+    dash_duo.wait_for_text_to_equal(f"#{ids.INCLUDED_COUNT}", "22 of 22 included", timeout=TIMEOUT)
+    wait_rows(dash_duo, ids.CLUSTER_TABLE)
+    before = table_text(dash_duo)
+    wait_rows(dash_duo, ids.PARTICIPANT_GRID, 5)
+    js_click(dash_duo, f"#{ids.PARTICIPANT_GRID} .ag-row[row-id='sub-01'] .ag-selection-checkbox input")
+    dash_duo.wait_for_text_to_equal(f"#{ids.INCLUDED_COUNT}", "21 of 22 included", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 20 · T > 3.55", timeout=TIMEOUT)
+    dash_duo._wait_for(lambda d: table_text(dash_duo) != before, timeout=TIMEOUT, msg="cluster table did not change")
+    dash_duo._wait_for(lambda d: "re-estimating" not in dash_duo.find_element(f"#{ids.CLUSTER_NOTE}").text, timeout=TIMEOUT,
+                       msg="RFT p-values never came back")
     settle(dash_duo)
     assert dash_duo.get_logs() == []
