@@ -184,6 +184,13 @@ class Study:
         return bool(self.image_paths)
 
     @property
+    def view_defaults(self) -> dict[str, Any]:
+        """design.json's ``ViewDefaults``: what the app shows first (``Contrast``,
+        ``Condition``, ``Covariate``) and filters on (``QuickFilters``); {} if none."""
+        value = self.design.get("ViewDefaults") if isinstance(self.design, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    @property
     def can_refit(self) -> bool:
         """True when group maps can be recomputed for a participant subset: the project's
         participant images, or a package design whose input images were all found."""
@@ -629,6 +636,7 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
                 problems.append(Problem(relative_name(path, root), message))
 
     tables = _read_tables(root, problems)
+    _check_view_defaults(design, conditions, contrasts, participants, problems)
 
     if problems:
         raise StudyError(problems)
@@ -668,6 +676,31 @@ def _check_study_data(mask_path: Path | None, group_paths: list[Path], headers: 
             inside = np.isfinite(data) & (data != 0)
             derived = inside if derived is None else derived & inside
     return brain if mask_path is not None else derived
+
+
+def _check_view_defaults(design: dict[str, Any], conditions: tuple[Condition, ...], contrasts: tuple[Contrast, ...],
+                         participants: pd.DataFrame, problems: list[Problem]) -> None:
+    """design.json's optional ``ViewDefaults`` names things the folder has."""
+    if "ViewDefaults" not in design or not conditions:
+        return
+    value = design["ViewDefaults"]
+    file = "design.json"
+    if not isinstance(value, dict):
+        problems.append(Problem(file, f"ViewDefaults must be an object, not {json_type(value)}"))
+        return
+    known = {"Contrast": [c.id for c in contrasts], "Condition": [c.id for c in conditions], "Covariate": list(participants.columns)}
+    for key, allowed in known.items():
+        if key in value and value[key] not in allowed:
+            problems.append(Problem(file, f"ViewDefaults {key} {shown(value[key])} is not one of the folder's: {', '.join(map(str, allowed[:8]))}"))
+    if "Covariate" in value and value["Covariate"] in participants.columns and not pd.api.types.is_numeric_dtype(participants[value["Covariate"]]):
+        problems.append(Problem(file, f"ViewDefaults Covariate {shown(value['Covariate'])} is not a numeric participants.tsv column"))
+    filters = value.get("QuickFilters", [])
+    if not isinstance(filters, list) or not all(isinstance(c, str) for c in filters):
+        problems.append(Problem(file, "ViewDefaults QuickFilters must be a list of participants.tsv column names"))
+        return
+    unknown = [c for c in filters if c not in participants.columns]
+    if unknown:
+        problems.append(Problem(file, f"ViewDefaults QuickFilters names columns participants.tsv does not have: {', '.join(map(shown, unknown))}"))
 
 
 def _check_description(description: dict[str, Any], problems: list[Problem]) -> None:

@@ -89,6 +89,15 @@ class _Headline(TypedDict):
     slope: float
     r_squared: float
 
+# What the app shows first and filters on, written into design.json (the app itself
+# knows no study's columns): the published headline and the sample's main covariates.
+VIEW_DEFAULTS = {
+    "Contrast": "placebo",
+    "Condition": "cocaine_placebo",
+    "Covariate": "cocaine_duration_years",
+    "QuickFilters": ["sex", "route", "urine_cocaine_before_placebo", "urine_cocaine_before_nac", "age", "cocaine_duration_years"],
+}
+
 
 HEADLINE: _Headline = {"peak": (14, 64, 14), "intercept": -0.44, "slope": 0.13, "r_squared": 0.42}
 # The published R^2 0.42 and p < 0.001 cannot both hold for the LTS summary once a
@@ -705,7 +714,7 @@ def make_sample(out: str | Path, *, seed: int = DEFAULT_SEED, force: bool = Fals
     write_results_folder(
         out,
         description=description,
-        design=cue_design(),
+        design={**cue_design(), "ViewDefaults": VIEW_DEFAULTS},
         participants=parts.table,
         participant_columns=parts.columns,
         affine=SPM_AFFINE,

@@ -61,7 +61,7 @@ def write_tiny_study(out: Path, n: int = 6, *, seed: int = 0, with_images: bool 
     write_results_folder(
         out,
         description={"Name": "tiny test study", "BIDSVersion": "1.9.0", "DatasetType": "derivative", "GeneratedBy": [{"Name": "tests"}]},
-        design=cue_design(),
+        design={**cue_design(), "ViewDefaults": {"Covariate": "cocaine_duration_years"}},
         participants=participants,
         participant_columns=columns,
         affine=TINY_AFFINE,
