@@ -29,13 +29,14 @@ import logging
 from typing import Any
 
 import dash
-from dash import ClientsideFunction, Input, Output, Patch, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard.app import ids, layout, views
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
 from dashboard.figures import empty_figure as figures_empty
+from dashboard.filters import quick_filters
 
 log = logging.getLogger(__name__)
 
@@ -270,31 +271,29 @@ def register(app: dash.Dash, engine: Engine) -> None:
         scroll = {"rowId": pid, "rowPosition": "middle"} if ctx.triggered_id == ids.SCATTER else no_update
         return f"Exclude {pid}", {"display": "inline-block"}, options, dict(layout.HIGHLIGHT_RULES), scroll
 
+    quick = {"type": ids.QUICK_FILTER, "column": ALL}
+
     @app.callback(
-        Output(ids.PARTICIPANT_GRID, "selectedRows"),
-        Output(ids.FILTER_SEX, "value"), Output(ids.FILTER_ROUTE, "value"), Output(ids.FILTER_URINE, "value"),
-        Output(ids.FILTER_AGE, "value"), Output(ids.FILTER_DURATION, "value"),
-        Input(ids.FILTER_SEX, "value"), Input(ids.FILTER_ROUTE, "value"), Input(ids.FILTER_URINE, "value"),
-        Input(ids.FILTER_AGE, "value"), Input(ids.FILTER_DURATION, "value"),
-        Input(ids.RESET_PARTICIPANTS, "n_clicks"), Input(ids.EXCLUDE_BUTTON, "n_clicks"),
-        State(ids.PARTICIPANT_GRID, "selectedRows"), State(ids.SCATTER, "clickData"),
+        Output(ids.PARTICIPANT_GRID, "selectedRows"), Output(quick, "value"),
+        Input(quick, "value"), Input(ids.RESET_PARTICIPANTS, "n_clicks"), Input(ids.EXCLUDE_BUTTON, "n_clicks"),
+        State(quick, "id"), State(ids.PARTICIPANT_GRID, "selectedRows"), State(ids.SCATTER, "clickData"),
         prevent_initial_call=True,
     )
-    def select_participants(sex, route, urine, age, duration, _reset, _exclude, selected, click):
+    def select_participants(values, _reset, _exclude, filter_ids, selected, click):
         trigger = ctx.triggered_id
-        keep = (no_update,) * 5
+        keep = [no_update] * len(filter_ids or [])
         if trigger == ids.EXCLUDE_BUTTON:
             pid = views.clicked_participant(click)
             current = views.selected_ids(engine, selected)
             if pid is None or pid not in current:
                 raise PreventUpdate
-            return {"ids": [p for p in current if p != pid]}, *keep
+            return {"ids": [p for p in current if p != pid]}, keep
         if trigger == ids.RESET_PARTICIPANTS:
-            f = layout.quick_filters(engine.study)
-            return {"ids": list(engine.all_ids)}, f["sex"], f["route"], "any", list(f["age"]), list(f["duration"])
+            everyone = {f.column: f.everyone for f in quick_filters(engine.study)}
+            return {"ids": list(engine.all_ids)}, [everyone.get(fid.get("column")) for fid in filter_ids]
         try:
-            return {"ids": views.filter_participants(engine, sex, route, urine, age, duration)}, *keep
-        except ValueError as exc:
+            return {"ids": views.filter_participants(engine, values, filter_ids)}, keep
+        except (ValueError, AttributeError) as exc:
             log.info("quick filter ignored: %s", exc)
             raise PreventUpdate from exc
 

@@ -117,9 +117,56 @@ def _outputs(key: str) -> list[tuple[str, str]]:
     return [(cid, prop.split("@", 1)[0]) for cid, prop in (part.rsplit(".", 1) for part in parts)]
 
 
+def _pattern(cid: Any) -> dict[str, Any] | None:
+    """A pattern-matching id of the callback map (a JSON string such as
+    '{"column":["ALL"],"type":"quick-filter"}'), parsed; None for a plain id."""
+    if not (isinstance(cid, str) and cid.startswith("{")):
+        return None
+    try:
+        value = json.loads(cid)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _dep_matches(expected_id: Any, expected_prop: Any, given: Any) -> bool:
+    """Whether one request part is the dependency ``expected_id.expected_prop``: the same
+    plain id, or for a wildcard (ALL/MATCH) id a list of parts (one for MATCH) whose ids
+    have the pattern's keys, its fixed values and a scalar where it has a wildcard."""
+    pattern = _pattern(expected_id)
+    if pattern is None:
+        return _prop(given) == (expected_id, expected_prop)
+    for item in given if isinstance(given, list) else [given]:
+        gid, gprop = _prop(item)
+        if gprop != expected_prop or not isinstance(gid, dict) or set(gid) != set(pattern):
+            return False
+        for k, v in pattern.items():
+            concrete = gid[k]
+            if isinstance(v, list):  # a wildcard: any string or number
+                if isinstance(concrete, bool) or not isinstance(concrete, (str, int, float)):
+                    return False
+            elif concrete != v:
+                return False
+    return True
+
+
+def _changed_is_input(changed: str, inputs: list[tuple[Any, Any]]) -> bool:
+    """A changedPropIds entry ("id.prop", the id as JSON for a pattern-matching input)
+    names one of the inputs."""
+    cid, _, prop = changed.rpartition(".")
+    if (cid, prop) in inputs:
+        return True
+    try:
+        concrete = json.loads(cid) if cid.startswith("{") else None
+    except ValueError:
+        return False
+    return isinstance(concrete, dict) and any(
+        _pattern(i) is not None and _dep_matches(i, p, {"id": concrete, "property": prop}) for i, p in inputs)
+
+
 def envelope_problem(body: Any, callbacks: Mapping[str, Mapping[str, Any]]) -> str:
     """Why a parsed callback request does not match one of the app's server callbacks
-    as the page sends it ("" when it does; the app has no pattern-matching ids)."""
+    as the page sends it ("" when it does)."""
     if not isinstance(body, dict):
         return "not a JSON object"
     key = body.get("output")
@@ -127,16 +174,19 @@ def envelope_problem(body: Any, callbacks: Mapping[str, Mapping[str, Any]]) -> s
     if not isinstance(key, str) or cb is None or "callback" not in cb:  # clientside callbacks have no server function
         return "no such server callback"
     outputs = body.get("outputs")
-    given = [_prop(o) for o in (outputs if isinstance(outputs, list) else [outputs])]
-    if given != _outputs(key):
+    expected_outputs = _outputs(key)
+    given = outputs if key.startswith("..") else [outputs]
+    if (not isinstance(given, list) or len(given) != len(expected_outputs)
+            or not all(_dep_matches(cid, prop, g) for (cid, prop), g in zip(expected_outputs, given, strict=True))):
         return "outputs do not match the callback"
     for field in ("inputs", "state"):
         deps = body.get(field, [])  # the page leaves "state" out when a callback has none
         expected = [(d["id"], d["property"]) for d in cb[field]]
-        if not isinstance(deps, list) or [_prop(d) for d in deps] != expected:
+        if (not isinstance(deps, list) or len(deps) != len(expected)
+                or not all(_dep_matches(cid, prop, g) for (cid, prop), g in zip(expected, deps, strict=True))):
             return f"{field} do not match the callback"
     changed = body.get("changedPropIds", [])
-    inputs = {f"{d['id']}.{d['property']}" for d in cb["inputs"]}
-    if not isinstance(changed, list) or not all(isinstance(c, str) and c in inputs for c in changed):
+    inputs = [(d["id"], d["property"]) for d in cb["inputs"]]
+    if not isinstance(changed, list) or not all(isinstance(c, str) and _changed_is_input(c, inputs) for c in changed):
         return "changedPropIds are not inputs of the callback"
     return ""

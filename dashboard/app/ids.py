@@ -72,11 +72,12 @@ EXCLUDE_BUTTON = "exclude-participant"
 # participants
 PARTICIPANT_GRID = "participant-grid"
 INCLUDED_COUNT = "included-count"
-FILTER_SEX = "filter-sex"
-FILTER_ROUTE = "filter-route"
-FILTER_URINE = "filter-urine"
-FILTER_AGE = "filter-age"
-FILTER_DURATION = "filter-duration"
+QUICK_FILTER = "quick-filter"  # pattern-matching ids {"type": QUICK_FILTER, "column": <participants.tsv column>}
+
+
+def quick_filter(column: str) -> dict[str, str]:
+    """The id of the quick filter of a participants.tsv column."""
+    return {"type": QUICK_FILTER, "column": column}
 RESET_PARTICIPANTS = "reset-participants"
 
 

@@ -4,8 +4,6 @@ and regression below; participants last."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -14,6 +12,7 @@ from dash import dcc, html
 from dashboard.app import ids
 from dashboard.app.state import MIN_PARTICIPANTS, default_state, direction_options, numeric_columns
 from dashboard.atlas import region_names
+from dashboard.filters import quick_filters
 from dashboard.results import Study
 from dashboard.stats.models import model_df
 
@@ -279,31 +278,6 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
     )
 
 
-def _levels(study: Study, col: str) -> list[str]:
-    if col not in study.participants.columns:
-        return []
-    return sorted(str(v) for v in study.participants[col].dropna().unique())
-
-
-def _range(study: Study, col: str) -> tuple[float, float] | None:
-    if col not in study.participants.columns:
-        return None
-    values = pd.to_numeric(study.participants[col], errors="coerce").dropna()
-    if values.empty:
-        return None
-    import math
-
-    return float(math.floor(values.min())), float(math.ceil(values.max()))
-
-
-def quick_filters(study: Study) -> dict[str, Any]:
-    """The quick filters' choices with everyone included (also what "Include all" sets):
-    sex and route levels, age and duration ranges (``None`` in ``*_shown``: no such column)."""
-    age, duration = _range(study, "age"), _range(study, "cocaine_duration_years")
-    return {"sex": _levels(study, "sex"), "route": _levels(study, "route"), "age": age or (0.0, 1.0), "duration": duration or (0.0, 1.0),
-            "age_shown": age is not None, "duration_shown": duration is not None}
-
-
 def participant_rows(study: Study) -> list[dict]:
     frame = study.participants.reset_index()
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -320,25 +294,18 @@ def participants_panel(study: Study) -> dbc.Card:
             cdef["pinned"] = "left"
         cols.append(cdef)
     has_images = study.can_refit  # subsets can be refitted (participant images, or a package design with its images)
-    # every filter exists in every study (callbacks need the ids); the ones without
-    # their participants.tsv column are hidden
+    # the folder's own filters (dashboard.filters: ViewDefaults.QuickFilters, else its
+    # declared columns); each a pattern-matching id, so the callback takes them all
     filters = []
-    choices = quick_filters(study)
-    for label, cid, col in (("Sex", ids.FILTER_SEX, "sex"), ("Route", ids.FILTER_ROUTE, "route")):
-        levels = choices[col]
-        filters.append(dbc.Col(_field(label, dbc.Checklist(id=cid, options=levels, value=levels, inline=True), className="mb-1"),
-                               width="auto", style=None if levels else {"display": "none"}))
-    urine_cols = [c for c in study.participants.columns if c.startswith("urine_")]
-    filters.append(dbc.Col(_field("Urine cocaine test", dbc.RadioItems(id=ids.FILTER_URINE, value="any", inline=True, options=[
-        {"label": "any", "value": "any"}, {"label": "negative at both sessions", "value": "negative"},
-        {"label": "positive at a session", "value": "positive"}]), className="mb-1"), width="auto",
-        style=None if urine_cols else {"display": "none"}))
-    for label, cid, key in (("Age (years)", ids.FILTER_AGE, "age"), ("Cocaine use (years)", ids.FILTER_DURATION, "duration")):
-        lo, hi = choices[key]
-        filters.append(dbc.Col(_field(label, dcc.RangeSlider(id=cid, min=lo, max=hi, value=[lo, hi], step=0.1,
-                                                             marks={lo: f"{lo:g}", hi: f"{hi:g}"},
-                                                             tooltip={"placement": "top", "always_visible": False}),
-                                      className="mb-1"), md=4, style=None if choices[f"{key}_shown"] else {"display": "none"}))
+    for f in quick_filters(study):
+        if f.kind == "levels":
+            control = dbc.Checklist(id=ids.quick_filter(f.column), options=[{"label": label, "value": value} for value, label in f.levels],
+                                    value=f.everyone, inline=True)
+            filters.append(dbc.Col(_field(f.label, control, className="mb-1"), width="auto"))
+        else:
+            control = dcc.RangeSlider(id=ids.quick_filter(f.column), min=f.low, max=f.high, value=[f.low, f.high], step=0.1,
+                                      marks={f.low: f"{f.low:g}", f.high: f"{f.high:g}"}, tooltip={"placement": "top", "always_visible": False})
+            filters.append(dbc.Col(_field(f.label, control, className="mb-1"), md=4))
     filters.append(dbc.Col(dbc.Button("Include all", id=ids.RESET_PARTICIPANTS, color="secondary", outline=True, size="sm"), width="auto",
                            className="align-self-center"))
     filters.append(dbc.Col(html.Div("A change of quick filter selects every participant who passes all of them: exclusions made "

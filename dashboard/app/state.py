@@ -42,8 +42,6 @@ VALUES = ("eigenvariate", "mean")
 DEFAULT_P = 0.001
 DEFAULT_T = 3.5
 DEFAULT_K = 10
-DEFAULT_COVARIATE = "cocaine_duration_years"
-DEFAULT_CONDITION = "cocaine_placebo"
 MIN_PARTICIPANTS = 4  # fewest participants a subset may have
 P_KINDS = ("unc", "fwe")
 SIGNS = ("pos", "neg")  # the directions a selected cluster can have
@@ -104,10 +102,14 @@ def peak_point(study: Study, contrast_id: str) -> list[float]:
 
 
 def default_state(study: Study) -> dict[str, Any]:
+    """The first view: the folder's ``ViewDefaults`` (design.json) where it gives them, else
+    its first contrast, first condition and first numeric participant column."""
     covariates = numeric_columns(study)
     model = study.design.get("DefaultModel", "cells") if isinstance(study.design, dict) else "cells"
+    defaults = study.view_defaults
+    contrast = str(defaults["Contrast"]) if defaults.get("Contrast") in [c.id for c in study.contrasts] else study.contrasts[0].id
     return {
-        "contrast": study.contrasts[0].id,
+        "contrast": contrast,
         "direction": "pos",
         "p_unc": DEFAULT_P,
         "t": DEFAULT_T,
@@ -116,11 +118,11 @@ def default_state(study: Study) -> dict[str, Any]:
         "k": DEFAULT_K,
         "svc": [],
         "model": model if model in MODELS else "cells",
-        "point": peak_point(study, study.contrasts[0].id),
+        "point": peak_point(study, contrast),
         "cluster": None,
-        "covariate": DEFAULT_COVARIATE if DEFAULT_COVARIATE in covariates else (covariates[0] if covariates else None),
+        "covariate": defaults.get("Covariate") if defaults.get("Covariate") in covariates else next(iter(covariates), None),
         "value": "eigenvariate",
-        "condition": DEFAULT_CONDITION if DEFAULT_CONDITION in study.condition_ids else next(iter(study.condition_ids), None),
+        "condition": defaults.get("Condition") if defaults.get("Condition") in study.condition_ids else next(iter(study.condition_ids), None),
         "participants": list(study.participant_ids),
     }
 

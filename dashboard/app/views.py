@@ -432,42 +432,23 @@ def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
 
 
 # -- participants ----------------------------------------------------------------------
-def filter_participants(engine: Engine, sex: Any, route: Any, urine: Any, age: Any, duration: Any) -> list[str]:
-    """Participant ids passing the quick filters; ValueError for a filter value the page
-    cannot send (levels: a list of strings or None; ranges: [low, high] or None)."""
-    import pandas as pd
+def filter_participants(engine: Engine, values: list[Any], filter_ids: list[Any]) -> list[str]:
+    """Participant ids passing the quick filters (values in the order of their pattern
+    ids); ValueError for a filter or value the page cannot send."""
+    from dashboard.filters import filter_participants as passing
+    from dashboard.filters import quick_filters
 
-    sex, route = _levels_value("sex", sex), _levels_value("route", route)
-    age, duration = _range_value("age", age), _range_value("duration", duration)
-    df = engine.study.participants
-    keep = pd.Series(True, index=df.index)
-    if "sex" in df and sex is not None:
-        keep &= df["sex"].astype(str).isin(sex)
-    if "route" in df and route is not None:
-        keep &= df["route"].astype(str).isin(route)
-    urine_cols = [c for c in df.columns if c.startswith("urine_")]
-    if urine_cols and urine in ("negative", "positive"):
-        positive = (df[urine_cols].astype(str) == "positive").any(axis=1)
-        keep &= positive if urine == "positive" else ~positive
-    for col, rng in (("age", age), ("cocaine_duration_years", duration)):
-        if col in df and rng:
-            values = pd.to_numeric(df[col], errors="coerce")
-            keep &= values.between(rng[0] - 1e-9, rng[1] + 1e-9) | values.isna()
-    return [p for p in engine.all_ids if keep.get(p, False)]
-
-
-def _levels_value(name: str, value: Any) -> list[str] | None:
-    if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        raise ValueError(f"{name}: not a list of levels")
-    return value
-
-
-def _range_value(name: str, value: Any) -> list[float] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) != 2:
-        raise ValueError(f"{name}: not a [low, high] range")
-    return [st.finite_number(v) for v in value]
+    filters = quick_filters(engine.study)
+    by_column = {f.column: f for f in filters}
+    if not isinstance(values, list) or not isinstance(filter_ids, list) or len(values) != len(filter_ids):
+        raise ValueError("quick filters: values and ids do not match")
+    chosen: dict[str, Any] = {}
+    for fid, value in zip(filter_ids, values, strict=True):
+        column = fid.get("column") if isinstance(fid, dict) else None
+        if not isinstance(column, str) or column not in by_column:
+            raise ValueError("quick filters: unknown filter")
+        chosen[column] = value
+    return passing(engine.study, filters, chosen)
 
 
 def included_text(engine: Engine, state: dict, selected) -> str:

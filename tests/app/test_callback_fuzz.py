@@ -41,15 +41,28 @@ def served(tmp_path_factory) -> tuple[Any, Path]:
 
 
 # -- requests as the page sends them ----------------------------------------------------
+def id_key(cid: str | dict) -> str:
+    """A component id as Dash writes it in requests: a pattern-matching id as sorted JSON."""
+    return cid if isinstance(cid, str) else json.dumps(cid, sort_keys=True, separators=(",", ":"))
+
+
 def layout_values(app) -> dict[Slot, Any]:
     """Every component property of the initial layout, by (id, property)."""
     out: dict[Slot, Any] = {}
     for comp in [app.layout, *app.layout._traverse()]:
         cid = getattr(comp, "id", None)
-        if isinstance(cid, str):
+        if isinstance(cid, (str, dict)):
             for prop in comp._prop_names:
-                out[(cid, prop)] = getattr(comp, prop, None)
+                out[(id_key(cid), prop)] = getattr(comp, prop, None)
     return out
+
+
+def pattern_ids(app, pattern: str) -> list[dict]:
+    """The layout's ids that a pattern-matching id of the callback map (ALL) matches."""
+    spec = json.loads(pattern)
+    fixed = {k: v for k, v in spec.items() if not isinstance(v, list)}
+    return [comp.id for comp in [app.layout, *app.layout._traverse()]
+            if isinstance(getattr(comp, "id", None), dict) and set(comp.id) == set(spec) and all(comp.id[k] == v for k, v in fixed.items())]
 
 
 def server_callbacks(app) -> dict[str, dict]:
@@ -61,9 +74,12 @@ def find_callback(app, output: str) -> str:
     return next(key for key in server_callbacks(app) if output in key)
 
 
-def output_spec(key: str) -> list[dict] | dict:
+def output_spec(key: str, app=None) -> list | dict:
     parts = key[2:-2].split("...") if key.startswith("..") else [key]
-    specs = [dict(zip(("id", "property"), part.rsplit(".", 1), strict=True)) for part in parts]
+    specs: list = []
+    for part in parts:
+        cid, prop = part.rsplit(".", 1)
+        specs.append([{"id": i, "property": prop} for i in pattern_ids(app, cid)] if cid.startswith("{") else {"id": cid, "property": prop})
     return specs if key.startswith("..") else specs[0]
 
 
@@ -72,11 +88,14 @@ def body(app, key: str, overrides: dict[Slot, Any] | None = None, changed: list[
     cb = app.callback_map[key]
     values = {**layout_values(app), **(overrides or {})}
 
-    def part(dep: dict) -> dict:
+    def part(dep: dict) -> dict | list:
+        if dep["id"].startswith("{"):  # pattern-matching (ALL): one entry per matching component
+            return [{"id": i, "property": dep["property"], "value": values.get((id_key(i), dep["property"]))}
+                    for i in pattern_ids(app, dep["id"])]
         slot = (dep["id"], dep["property"])
         return {"id": slot[0], "property": slot[1], "value": values.get(slot)}
 
-    out = {"output": key, "outputs": output_spec(key), "inputs": [part(d) for d in cb["inputs"]],
+    out = {"output": key, "outputs": output_spec(key, app), "inputs": [part(d) for d in cb["inputs"]],
            "changedPropIds": [f"{cid}.{prop}" for cid, prop in (changed or [])]}
     if cb["state"]:
         out["state"] = [part(d) for d in cb["state"]]
@@ -185,15 +204,22 @@ def known_payloads(app) -> Iterator[tuple[str, Any]]:
     yield "offer_exclusion with customdata an object", body(app, offer, {(ids.SCATTER, "clickData"): {"points": [{"customdata": {}}]}},
                                                             [(ids.SCATTER, "clickData")])
 
-    select = find_callback(app, "filter-sex.value")
-    yield "quick filter sex a string", body(app, select, {(ids.FILTER_SEX, "value"): "M"}, [(ids.FILTER_SEX, "value")])
-    yield "quick filter age range words", body(app, select, {(ids.FILTER_AGE, "value"): ["young", "old"]}, [(ids.FILTER_AGE, "value")])
-    yield "quick filter age range a number", body(app, select, {(ids.FILTER_AGE, "value"): 30}, [(ids.FILTER_AGE, "value")])
-    yield "quick filter urine an object", body(app, select, {(ids.FILTER_URINE, "value"): {"a": 1}}, [(ids.FILTER_URINE, "value")])
+    select = find_callback(app, ids.QUICK_FILTER)
+    sex, age, years = (id_key(ids.quick_filter(c)) for c in ("sex", "age", "cocaine_duration_years"))
+    yield "quick filter sex a string", body(app, select, {(sex, "value"): "M"}, [(sex, "value")])
+    yield "quick filter age range words", body(app, select, {(age, "value"): ["young", "old"]}, [(age, "value")])
+    yield "quick filter age range a number", body(app, select, {(age, "value"): 30}, [(age, "value")])
+    yield "quick filter range an object", body(app, select, {(years, "value"): {"a": 1}}, [(years, "value")])
+    yield "quick filter range infinite", body(app, select, {(years, "value"): [0, INF]}, [(years, "value")])
+    unknown = {**body(app, select, changed=[(sex, "value")])}
+    unknown["inputs"] = [[{**unknown["inputs"][0][0], "id": {"type": ids.QUICK_FILTER, "column": "no_such_column"}}], *unknown["inputs"][1:]]
+    yield "quick filter of an unknown column", unknown
+    bad_id = {**body(app, select, changed=[(sex, "value")])}
+    bad_id["inputs"] = [[{**bad_id["inputs"][0][0], "id": {"type": ids.QUICK_FILTER, "column": {"a": 1}}}], *bad_id["inputs"][1:]]
+    yield "quick filter id with an object for a wildcard", bad_id
     yield "exclude with garbage selectedRows", body(app, select, {(ids.SCATTER, "clickData"): click, grid: {"ids": [[1]]}},
                                                     [(ids.EXCLUDE_BUTTON, "n_clicks")])
-    yield "include-all with garbage slider bounds", body(app, select, {(ids.FILTER_AGE, "min"): {"a": 1}},
-                                                         [(ids.RESET_PARTICIPANTS, "n_clicks")])
+    yield "include-all with garbage filter ids", body(app, select, {(sex, "id"): {"a": 1}}, [(ids.RESET_PARTICIPANTS, "n_clicks")])
 
     rft = find_callback(app, "rft-rows.data")
     yield "estimate_rft with a garbage view state", body(app, rft, {(ids.RFT_PENDING, "data"): ["x"], view: {"k": "x"}},

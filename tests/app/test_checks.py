@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from dashboard.app import ids, views
 from dashboard.app import state as st
-from dashboard.app import views
 from dashboard.app.engine import Engine
 from dashboard.results import load_study
 
@@ -44,10 +44,13 @@ def test_ck002_typed_event_checks(tiny_study):
     assert views.selected_ids(engine, [{"participant_id": "sub-03"}, {"participant_id": {}}, "sub-04"]) == ["sub-03"]
     assert views.selected_ids(engine, {"ids": "sub-01"}) == [] and views.selected_ids(engine, 7) == []
     assert views.clicked_participant({"points": [{"customdata": {}}]}) is None
+    sex, age = ids.quick_filter("sex"), ids.quick_filter("age")
     with pytest.raises(ValueError):
-        views.filter_participants(engine, "M", None, "any", None, None)
+        views.filter_participants(engine, ["M", None], [sex, age])  # levels not a list
     with pytest.raises(ValueError):
-        views.filter_participants(engine, None, None, "any", ["young", "old"], None)
+        views.filter_participants(engine, [None, ["young", "old"]], [sex, age])  # range of words
+    with pytest.raises(ValueError):
+        views.filter_participants(engine, [None], [{"type": ids.QUICK_FILTER, "column": ["x"]}])
 
 
 def test_ck003_error_text_keeps_file_names_not_folders(tmp_path):

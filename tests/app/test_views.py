@@ -101,12 +101,27 @@ def test_ap005_sample_regression_matches_published_numbers(sample_engine):
 
 
 def test_ap006_quick_filters(sample_engine):
+    """The sample's filters come from its design.json ViewDefaults; a filter keeps the
+    participants whose value passes (and those with none)."""
+    from dashboard.filters import quick_filters
+
+    filters = quick_filters(sample_engine.study)
+    assert [f.column for f in filters] == ["sex", "route", "urine_cocaine_before_placebo", "urine_cocaine_before_nac", "age",
+                                           "cocaine_duration_years"]
+    fids = [ids.quick_filter(f.column) for f in filters]
+    everyone = [f.everyone for f in filters]
     all_ids = list(sample_engine.all_ids)
-    assert views.filter_participants(sample_engine, ["F", "M"], ["inhaled", "nasal"], "any", None, None) == all_ids
-    nasal = views.filter_participants(sample_engine, ["F", "M"], ["nasal"], "any", None, None)
-    assert len(nasal) == 19
-    neg = views.filter_participants(sample_engine, ["F", "M"], ["inhaled", "nasal"], "negative", None, None)
+    assert views.filter_participants(sample_engine, everyone, fids) == all_ids
+    route = [["nasal"] if f.column == "route" else v for f, v in zip(filters, everyone, strict=True)]
+    assert len(views.filter_participants(sample_engine, route, fids)) == 19
+    negative = [["negative"] if f.column == "urine_cocaine_before_placebo" else v for f, v in zip(filters, everyone, strict=True)]
+    neg = views.filter_participants(sample_engine, negative, fids)
     assert 0 < len(neg) < 22 and "sub-01" not in neg  # sub-01 was positive before placebo
+    for bad in ([["x"]] * len(fids), everyone[:-1]):
+        with pytest.raises(ValueError):
+            views.filter_participants(sample_engine, bad, fids)
+    with pytest.raises(ValueError, match="unknown filter"):
+        views.filter_participants(sample_engine, everyone, [*fids[:-1], ids.quick_filter("nothing")])
 
 
 def test_ap007_app_factory_builds_layout(tiny_study):

@@ -21,6 +21,13 @@ def start_sample(dash_duo, engine):
     return app
 
 
+def quick_filter_selector(column: str) -> str:
+    """CSS selector of a quick filter (Dash writes a pattern-matching id as sorted JSON)."""
+    import json
+
+    return f"[id='{json.dumps(ids.quick_filter(column), sort_keys=True, separators=(',', ':'))}']"
+
+
 def set_input(dash_duo, selector: str, value) -> None:
     """Type a value into a debounced input and commit it (Enter)."""
     el = dash_duo.find_element(selector)

@@ -21,7 +21,15 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from dashboard.app import Settings, create_app, ids
-from tests.browser.helpers import TIMEOUT, click_radio, click_table_row, js_click, settle, wait_rows
+from tests.browser.helpers import (
+    TIMEOUT,
+    click_radio,
+    click_table_row,
+    js_click,
+    quick_filter_selector,
+    settle,
+    wait_rows,
+)
 from tests.studies import write_tiny_study
 
 pytestmark = pytest.mark.browser
@@ -150,7 +158,8 @@ def test_hx001_markup_in_a_results_folder_shows_as_text_and_never_runs(dash_duo,
     assert DOTTED in headers, headers
     assert sorted(_column(dash_duo, ids.PARTICIPANT_GRID, DOTTED)) == sorted(DOSES), "a dotted column name was read as a path"
     assert FEMALE in _column(dash_duo, ids.PARTICIPANT_GRID, "sex")
-    assert FEMALE in _text(dash_duo, f"#{ids.FILTER_SEX}")
+    # the quick filter shows the level's description from participants.json, as text
+    assert '<b onmouseover="alert(14)">female</b>' in _text(dash_duo, quick_filter_selector("sex"))
     # the header tooltip (participants.json Description and Units); AG Grid ignores
     # WebDriver's pointer here, so the pointer events are dispatched in the page
     dash_duo.driver.execute_script(_POINT_AT, f"#{ids.PARTICIPANT_GRID} .ag-header-cell[col-id='cocaine_duration_years'] .ag-header-cell-label")

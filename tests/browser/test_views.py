@@ -18,6 +18,7 @@ from tests.browser.helpers import (
     click_table_row,
     js_click,
     no_console_errors,
+    quick_filter_selector,
     set_input,
     start_sample,
     table_text,
@@ -165,7 +166,7 @@ def test_ui014_scatter_click_offers_exclusion(dash_duo, sample_engine):
 def test_ui015_quick_filter_subsets_participants(dash_duo, sample_engine):
     start_sample(dash_duo, sample_engine)
     dash_duo.wait_for_text_to_equal(f"#{ids.INCLUDED_COUNT}", "22 of 22 included", timeout=TIMEOUT)
-    js_click(dash_duo, f"#{ids.FILTER_ROUTE} input[value='inhaled']")  # untick inhaled users (3)
+    js_click(dash_duo, f"{quick_filter_selector('route')} input[value='inhaled']")  # untick inhaled users (3)
     dash_duo.wait_for_text_to_equal(f"#{ids.INCLUDED_COUNT}", "19 of 22 included", timeout=TIMEOUT)
     dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "19 of 22 participants", timeout=TIMEOUT)
     js_click(dash_duo, f"#{ids.RESET_PARTICIPANTS}")
