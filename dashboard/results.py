@@ -688,12 +688,14 @@ def _check_view_defaults(design: dict[str, Any], conditions: tuple[Condition, ..
     if not isinstance(value, dict):
         problems.append(Problem(file, f"ViewDefaults must be an object, not {json_type(value)}"))
         return
-    known = {"Contrast": [c.id for c in contrasts], "Condition": [c.id for c in conditions], "Covariate": list(participants.columns)}
+    known = {"Contrast": [c.id for c in contrasts], "Condition": [c.id for c in conditions]}
     for key, allowed in known.items():
         if key in value and value[key] not in allowed:
             problems.append(Problem(file, f"ViewDefaults {key} {shown(value[key])} is not one of the folder's: {', '.join(map(str, allowed[:8]))}"))
-    if "Covariate" in value and value["Covariate"] in participants.columns and not pd.api.types.is_numeric_dtype(participants[value["Covariate"]]):
-        problems.append(Problem(file, f"ViewDefaults Covariate {shown(value['Covariate'])} is not a numeric participants.tsv column"))
+    numeric = [c for c in participants.columns if pd.api.types.is_numeric_dtype(participants[c])]
+    if "Covariate" in value and value["Covariate"] not in numeric:
+        problems.append(Problem(file, f"ViewDefaults Covariate {shown(value['Covariate'])} is not a numeric participants.tsv column "
+                                      f"(numeric: {', '.join(numeric[:6])}{', ...' if len(numeric) > 6 else ''})"))
     filters = value.get("QuickFilters", [])
     if not isinstance(filters, list) or not all(isinstance(c, str) for c in filters):
         problems.append(Problem(file, "ViewDefaults QuickFilters must be a list of participants.tsv column names"))

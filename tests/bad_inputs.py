@@ -212,6 +212,14 @@ CASES: dict[str, Case] = {
         "design.json: Contrasts[0] label must be a string, not an object"),
     "design_default_model_unknown": (lambda r: edit_json(_design(r), lambda d: d.update(DefaultModel="mixed")),
         "design.json: DefaultModel 'mixed' is not one of cells, subjects, paired"),
+    "design_view_defaults_unknown_covariate": (lambda r: edit_json(_design(r), lambda d: d["ViewDefaults"].update(Covariate="craving")),
+        "design.json: ViewDefaults Covariate 'craving' is not a numeric participants.tsv column "
+        "(numeric: age, occus, cocaine_duration_years, cocaine_grams_per_week, cocaine_uses_per_week, cocaine_cumulative_grams, ...)"),
+    "design_view_defaults_text_covariate": (lambda r: edit_json(_design(r), lambda d: d["ViewDefaults"].update(Covariate="route")),
+        "design.json: ViewDefaults Covariate 'route' is not a numeric participants.tsv column "
+        "(numeric: age, occus, cocaine_duration_years, cocaine_grams_per_week, cocaine_uses_per_week, cocaine_cumulative_grams, ...)"),
+    "design_quick_filter_unknown_column": (lambda r: edit_json(_design(r), lambda d: d["ViewDefaults"]["QuickFilters"].append("height")),
+        "design.json: ViewDefaults QuickFilters names columns participants.tsv does not have: 'height'"),
     # -- participants.tsv / .json --------------------------------------------------------
     "participants_missing": (lambda r: _tsv(r).unlink(), "participants.tsv: missing, but the folder has participant images"),
     "participants_no_id_column": (lambda r: edit_lines(_tsv(r), lambda ls: [ls[0].replace("participant_id", "subject"), *ls[1:]]),
