@@ -578,6 +578,7 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
                 for cond in conditions:
                     if (pid, cond.id) not in image_paths:
                         problems.append(Problem(pid, f"missing image for condition {cond.id} ({participant_image_name(pid, cond.session, cond.cue)})"))
+    participants_read = participants is not None and participants_readable
     if participants is None:
         participants = pd.DataFrame(index=pd.Index([], name="participant_id"))
 
@@ -636,7 +637,7 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
                 problems.append(Problem(relative_name(path, root), message))
 
     tables = _read_tables(root, problems)
-    _check_view_defaults(design, conditions, contrasts, participants, problems)
+    _check_view_defaults(design, conditions, contrasts, participants if participants_read else None, problems)
 
     if problems:
         raise StudyError(problems)
@@ -679,8 +680,9 @@ def _check_study_data(mask_path: Path | None, group_paths: list[Path], headers: 
 
 
 def _check_view_defaults(design: dict[str, Any], conditions: tuple[Condition, ...], contrasts: tuple[Contrast, ...],
-                         participants: pd.DataFrame, problems: list[Problem]) -> None:
-    """design.json's optional ``ViewDefaults`` names things the folder has."""
+                         participants: pd.DataFrame | None, problems: list[Problem]) -> None:
+    """design.json's optional ``ViewDefaults`` names things the folder has (its columns
+    only when participants.tsv could be read: a broken one is reported once, above)."""
     if "ViewDefaults" not in design or not conditions:
         return
     value = design["ViewDefaults"]
@@ -692,6 +694,8 @@ def _check_view_defaults(design: dict[str, Any], conditions: tuple[Condition, ..
     for key, allowed in known.items():
         if key in value and value[key] not in allowed:
             problems.append(Problem(file, f"ViewDefaults {key} {shown(value[key])} is not one of the folder's: {', '.join(map(str, allowed[:8]))}"))
+    if participants is None:
+        return
     numeric = [c for c in participants.columns if pd.api.types.is_numeric_dtype(participants[c])]
     if "Covariate" in value and value["Covariate"] not in numeric:
         problems.append(Problem(file, f"ViewDefaults Covariate {shown(value['Covariate'])} is not a numeric participants.tsv column "
