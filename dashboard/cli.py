@@ -110,14 +110,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "it has no authentication.",
             file=sys.stderr,
         )
-    settings = Settings(results_dir=Path(args.results), debug=args.debug, cache_dir=args.cache_dir, redis_url=args.redis_url,
-                        open_options=_open_options(args))
+    folders = args.results or [str(default_results_dir())]
+    settings = [Settings(results_dir=Path(f), debug=args.debug, cache_dir=args.cache_dir, redis_url=args.redis_url,
+                         open_options=_open_options(args)) for f in folders]
     try:
-        app = create_app(settings)
+        if len(settings) == 1:
+            app = create_app(settings[0])
+        else:
+            from dashboard.app import create_server
+
+            server = create_server(settings)
     except StudyError as exc:
         return _print_problems(exc)
-    print(f"cue-dashboard: serving {args.results} on http://{args.host}:{args.port}/", flush=True)
-    app.run(host=args.host, port=args.port, debug=args.debug)
+    print(f"cue-dashboard: serving {', '.join(folders)} on http://{args.host}:{args.port}/", flush=True)
+    if len(settings) == 1:
+        app.run(host=args.host, port=args.port, debug=args.debug)
+    else:
+        server.run(host=args.host, port=args.port, debug=args.debug)
     return 0
 
 
@@ -275,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="serve the dashboard in the browser")
-    p.add_argument("results", nargs="?", default=str(default_results_dir()), help="results folder (default: the bundled synthetic sample)")
+    p.add_argument("results", nargs="*", help="results folder(s); several get a switch between them (default: the bundled synthetic sample)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--debug", action="store_true", help="Dash/Werkzeug debug mode (never on a shared network)")

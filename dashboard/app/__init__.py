@@ -38,7 +38,7 @@ from dashboard.app import guard
 from dashboard.app.engine import Engine
 from dashboard.app.state import default_state
 from dashboard.formats import OpenOptions, open_study
-from dashboard.results import Study
+from dashboard.results import Study, StudyError
 
 # Top-level assets/ (not next to the package; a wheel carries a copy as
 # dashboard/_assets). Bootstrap's CSS is vendored there (assets/vendor/) because the
@@ -132,31 +132,76 @@ def add_server_timing(server) -> None:
         return response
 
 
-def create_app(settings: Settings, study: Study | None = None, engine: Engine | None = None) -> dash.Dash:
-    """Build the Dash app for one results folder.
+def create_app(settings: Settings, study: Study | None = None, engine: Engine | None = None, *, server: flask.Flask | None = None,
+               prefix: str = "/", studies: list[tuple[str, str]] | None = None) -> dash.Dash:
+    """Build the Dash app for one results folder, on its own server or, with ``server``
+    and ``prefix``, beside other studies' apps on a shared one (``studies``: every
+    study's (name, prefix), for the switch between them).
 
     Raises :class:`dashboard.results.StudyError` when the folder cannot be loaded.
     """
     from dashboard.app import callbacks, layout
 
     study = engine.study if engine is not None else (study or open_study(settings.results_dir, settings.open_options, check_data=True, defer_participant_data=True))
+    shared = server is not None
     app = dash.Dash(
         __name__,
-        server=CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents
+        server=server or CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents
+        url_base_pathname=prefix,
         title=html.escape(f"cue-dashboard: {study.name}"),  # Dash puts the title into the page's HTML as it is
         assets_folder=str(ASSETS_DIR),
         suppress_callback_exceptions=False,
     )
     cache = make_cache(settings)
-    cache.init_app(app.server)
+    if not shared:
+        cache.init_app(app.server)
     engine = engine or Engine(study, template=settings.template, store=cache)
-    app.server.config["CUE_ENGINE"] = engine  # for scripts and tests
-    add_server_timing(app.server)
+    app.server.config.setdefault("CUE_ENGINE", engine)  # for scripts and tests (the first study's)
+    if not app.server.config.get("CUE_SERVER_HOOKS"):  # once per server, whatever the number of studies
+        add_server_timing(app.server)
+        app.server.config["CUE_SERVER_HOOKS"] = True
     guard.install(app)
-    app.layout = layout.build_layout(study)
+    app.layout = layout.build_layout(study, studies, prefix)
     callbacks.register(app, engine)
     if settings.warm:
         # the default view's fits and RFT smoothness (~2-3 s on the sample) are computed
         # while the browser loads the page; callbacks wait on the engine lock
         threading.Thread(target=engine.warm, args=(default_state(study),), daemon=True, name="cue-warm").start()
     return app
+
+
+def create_server(settings: list[Settings]) -> flask.Flask:
+    """Several results folders on one server (``serve DIR1 DIR2 ...``): each study's app
+    under ``/<folder name>/`` with a switch between them; ``/`` opens the first.
+
+    Raises :class:`dashboard.results.StudyError` (every folder's problems) when a folder
+    cannot be loaded.
+    """
+    import re
+
+    studies: list[Study] = []
+    problems = []
+    for s in settings:
+        try:
+            studies.append(open_study(s.results_dir, s.open_options, check_data=True, defer_participant_data=True))
+        except StudyError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise StudyError(problems)
+    prefixes: list[str] = []
+    for study in studies:
+        base = re.sub(r"[^A-Za-z0-9_-]+", "-", study.root.resolve().name).strip("-") or "study"
+        slug, n = base, 2
+        while f"/{slug}/" in prefixes:
+            slug, n = f"{base}-{n}", n + 1
+        prefixes.append(f"/{slug}/")
+    server = CueFlask(__name__)
+    links = [(study.name, prefix) for study, prefix in zip(studies, prefixes, strict=True)]
+    for s, study, prefix in zip(settings, studies, prefixes, strict=True):
+        create_app(s, study, server=server, prefix=prefix, studies=links)
+
+    @server.route("/")
+    def _first_study():
+        return flask.redirect(prefixes[0])
+
+    return server

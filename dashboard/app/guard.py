@@ -58,9 +58,11 @@ def install(app: dash.Dash) -> None:
     server = app.server
     server.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 
+    route = app.config.routes_pathname_prefix + CALLBACK_PATH  # each study's app on a shared server checks its own
+
     @server.before_request
     def _check_callback_request() -> None:
-        if request.method != "POST" or not request.path.endswith(CALLBACK_PATH):
+        if request.method != "POST" or request.path != route:
             return
         why = body_problem(request.get_data(cache=True), app.callback_map)  # 413 past MAX_CONTENT_LENGTH
         if why:

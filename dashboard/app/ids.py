@@ -3,6 +3,7 @@
 # header
 SYNTHETIC_BANNER = "synthetic-banner"
 STUDY_TITLE = "study-title"
+STUDY_SWITCH = "study-switch"  # links to the other studies of `serve DIR1 DIR2 ...`
 
 # the one serialisable view state (see dashboard.app.state) and render bookkeeping
 VIEW = "view-state"

@@ -347,7 +347,16 @@ def _describe(study: Study, col: str) -> str:
     return f"{text} ({info['Units']})" if info.get("Units") else text
 
 
-def build_layout(study: Study) -> html.Div:
+def study_switch(studies: list[tuple[str, str]] | None, current: str) -> html.Nav | None:
+    """Links to the other studies this server was started with (``serve DIR1 DIR2``):
+    (name, URL prefix) pairs; the studies are fixed at start-up, never a typed path."""
+    if not studies or len(studies) < 2:
+        return None
+    links = [dbc.NavLink(name, href=url, active=(url == current), external_link=True, className="py-1 px-2") for name, url in studies]
+    return html.Nav(dbc.Nav(links, pills=True, className="small"), id=ids.STUDY_SWITCH, className="ms-auto")
+
+
+def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, current: str = "/") -> html.Div:
     state = default_state(study)
     return dbc.Container(
         [
@@ -362,7 +371,7 @@ def build_layout(study: Study) -> html.Div:
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
             html.Div(
-                [html.H1(study.name, id=ids.STUDY_TITLE, className="h4 my-2 me-3"), synthetic_banner(study)],
+                [html.H1(study.name, id=ids.STUDY_TITLE, className="h4 my-2 me-3"), synthetic_banner(study), study_switch(studies, current)],
                 className="d-flex flex-wrap align-items-center",
             ),
             dbc.Row(
