@@ -545,7 +545,7 @@ def load_study(root: str | Path, *, check_data: bool = True, defer_participant_d
     if (root / "design.json").exists() and design == {} and not any(p.file == "design.json" for p in problems):
         problems.append(Problem("design.json", "is empty: it needs Conditions and Contrasts"))
 
-    participants, columns, participants_readable = _read_participants(root, problems)
+    participants, columns, participants_readable = read_participants(root, problems)
 
     # -- participant images -------------------------------------------------------
     image_paths: dict[tuple[str, str], Path] = {}
@@ -821,7 +821,7 @@ def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tupl
     return tuple(conditions), tuple(contrasts)
 
 
-def _read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any], bool]:
+def read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any], bool]:
     """participants.tsv (+ .json): (table or None, column descriptions, whether the
     file was absent or usable; False when it exists but is broken, which is then
     the one problem reported about it)."""

@@ -188,6 +188,24 @@ def _participants_table(spm: Any, ids: list[str]) -> pd.DataFrame:
     return table
 
 
+def _add_participants_tsv(root: Path, table: pd.DataFrame, problems: list[Problem]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A ``participants.tsv`` (+ .json) beside SPM.mat adds its columns, matched by
+    participant id (the project's reader and checks); the design's covariates win a
+    name clash.  Ids of the table that are not in the design are reported."""
+    from dashboard.results import read_participants
+
+    if not (root / "participants.tsv").exists():
+        return {}, table
+    extra, columns, _ = read_participants(root, problems)
+    if extra is None:
+        return {}, table
+    unknown = sorted(set(extra.index) - set(table.index))
+    if unknown:
+        problems.append(Problem("participants.tsv", f"{len(unknown)} participant(s) not in the design's images, e.g. {unknown[0]}"))
+    merged = table.join(extra[[c for c in extra.columns if c not in table.columns]], how="left")
+    return columns, merged
+
+
 def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
     """Read an SPM12 second-level folder; :class:`StudyError` with every problem found."""
     spm = read_spm_mat(root / SPM_MAT)
@@ -256,6 +274,7 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
     notes = [f"images:       {len(written) - len(missing)} of {len(written)} design images (SPM.xY.P) found"
              + (f"; not found, e.g. {missing[0]} (give --first-level-root DIR); participant features are off" if missing else "")]
     design_rows = None
+    columns: dict[str, Any] = {}
     participants = pd.DataFrame(index=pd.Index([], name="participant_id"))
     x = np.asarray(xx.X, dtype=float).reshape(len(written), -1) if written else np.zeros((0, len(names)))
     if written and not missing and x.shape[1] == len(names):
@@ -264,6 +283,7 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
                                  contrasts={str(i): _weight_array(con.c, len(names), con.STAT) for i, con in enumerate(xcon, start=1)
                                             if str(i) in group_maps})
         participants = _participants_table(spm, ids)
+        columns, participants = _add_participants_tsv(root, participants, problems)
         notes.append(f"participants: {len(participants)} ({'from the image paths' if ids[0].startswith('sub-') else 'from the design'})"
                      + (f"; covariates {', '.join(participants.columns)}" if len(participants.columns) else ""))
     if check_data and not defer_participant_data and not missing and not problems and written:
@@ -282,7 +302,7 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
         conditions=(),
         contrasts=tuple(contrasts),
         participants=participants,
-        participant_columns={},
+        participant_columns=columns,
         group_maps=group_maps,
         image_paths={},
         shape=grid[0],

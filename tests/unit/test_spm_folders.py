@@ -181,3 +181,18 @@ def test_sf010_subset_f_contrast_and_rft_on_the_refit(capsys):
     assert table.smoothness.resels != analysis.smoothness("4").resels  # re-estimated, not SPM's whole-sample xVol
     assert main(["clusters", str(FOLDERS / "ff_cells"), "--contrast", "4", "--participants", ",".join(SUBSET)]) == 0
     assert "(F > 7.58, df [2, 76]), k >= 10, the folder's design refitted on 20 participants" in capsys.readouterr().out
+
+
+def test_sf011_participants_tsv_beside_spm_mat_adds_columns(tmp_path, capsys):
+    root = tmp_path / "study"
+    shutil.copytree(FOLDERS / "onesample_cov", root / "spm")
+    shutil.copytree(FOLDERS / "firstlevel", root / "firstlevel")
+    shutil.copy(FOLDERS / "firstlevel" / "participants.tsv", root / "spm" / "participants.tsv")
+    study = open_study(root / "spm")
+    assert {"age", "sex", "cocaine_duration_years"} <= set(study.participants.columns)
+    assert study.participants.loc["sub-03", "sex"] == "F" and study.participants["age"].dtype.kind == "f"
+    # the design's own covariate (SPM.xC) is kept, not the table's copy
+    assert list(study.participants.columns).count("cocaine_duration_years") == 1
+    (root / "spm" / "participants.tsv").write_text((root / "spm" / "participants.tsv").read_text() + "sub-99" + "\tn/a" * 24 + "\n")
+    assert main(["validate", str(root / "spm")]) == 2
+    assert capsys.readouterr().err == "participants.tsv: 1 participant(s) not in the design's images, e.g. sub-99\n"
