@@ -33,7 +33,7 @@ import pandas as pd
 from dashboard import atlas
 from dashboard.results import Problem, Study, StudyError
 from dashboard.stats import rft
-from dashboard.stats.extract import ValueType, cluster_values
+from dashboard.stats.extract import ValueType, cluster_values, first_eigenvariate
 from dashboard.stats.glm import DesignFit, fit_design
 from dashboard.stats.lts import RegressionResult, lts_regression, ols_regression
 from dashboard.stats.models import GroupFit, ModelName, fit_group_model
@@ -211,6 +211,24 @@ class Analysis:
                 self._fits.pop(next(iter(self._fits)))
             self._fits[key] = (fit, keep)  # type: ignore[assignment]
         return self._fits[key]  # type: ignore[return-value]
+
+    def _design_values(self, subset: tuple[str, ...], vox: np.ndarray, condition: int, value: ValueType) -> np.ndarray:
+        """Per-participant cluster values of a package design: SPM's eigenvariate over every
+        row of the (subset's) design, or the voxel mean per row; a participant's value in a
+        condition is its row of that condition (the mean if several), NaN without one."""
+        dr = self.study.design_rows
+        assert dr is not None
+        wanted = set(subset)
+        rows = [i for i, p in enumerate(dr.participants) if p in wanted]
+        y = self.study.design_data()[rows][:, vox].astype(np.float64)
+        per_row = first_eigenvariate(y) if value == "eigenvariate" else y.mean(axis=1)
+        out = np.full(len(subset), np.nan)
+        index = {p: k for k, p in enumerate(subset)}
+        for p in subset:
+            mine = [r for r, i in enumerate(rows) if dr.participants[i] == p and dr.row_conditions[i] == condition]
+            if mine:
+                out[index[p]] = float(np.mean(per_row[mine]))
+        return out
 
     def fit(self, model: ModelName, subset: tuple[str, ...]) -> GroupFit:
         if not self.study.has_participant_images:
@@ -428,7 +446,10 @@ class Analysis:
         condition) regressed on a participants.tsv column.  ``table``: the cluster table
         of these same settings when the caller has it (else it is computed)."""
         study = self.study
-        if condition not in study.condition_ids:
+        dr = study.design_rows
+        if dr is not None:
+            condition = _resolve_name(condition, list(dr.conditions), "condition (a condition column of the design)")
+        elif condition not in study.condition_ids:
             raise ValueError(f"unknown condition {condition!r}; known: {', '.join(study.condition_ids)}")
         if covariate not in study.participants.columns:
             raise ValueError(f"participants.tsv has no column {covariate!r}")
@@ -440,7 +461,10 @@ class Analysis:
             table = self.clusters(contrast, directions=directions, threshold=threshold, extent=extent, model=model, participants=subset,
                                   label_atlas=None, with_rft=False)
         vox, _ = self.cluster_voxels(table, peak_mm)
-        values = cluster_values(self.participant_data(subset, vox), np.arange(vox.size), study.condition_ids.index(condition), value)
+        if dr is not None:
+            values = self._design_values(subset, vox, dr.conditions.index(condition), value)
+        else:
+            values = cluster_values(self.participant_data(subset, vox), np.arange(vox.size), study.condition_ids.index(condition), value)
         x = cov.loc[list(subset)].to_numpy(float)
         lts = lts_regression(x, values)
         ols = ols_regression(x, values)
@@ -453,3 +477,12 @@ class Analysis:
         peak_vox = np.asarray(np.nonzero(study.mask)).T[vox[np.argmax(np.abs(tvec[vox]))]]
         peak = tuple(float(v) for v in (study.affine @ [*peak_vox, 1.0])[:3])
         return RegressionOutcome(chosen, other, frame, int(vox.size), peak)  # type: ignore[arg-type]
+
+
+def _resolve_name(text: str, names: list[str], what: str) -> str:
+    """A name from ``names``, given as itself or as its 1-based number."""
+    if text in names:
+        return text
+    if text.isdigit() and 1 <= int(text) <= len(names):
+        return names[int(text) - 1]
+    raise ValueError(f"unknown {what} {text!r}; known: {', '.join(f'{i + 1} {n}' for i, n in enumerate(names))}")

@@ -142,6 +142,8 @@ class DesignRows:
     x: np.ndarray  # (n_rows, n_columns)
     columns: tuple[str, ...]
     contrasts: dict[str, np.ndarray]
+    conditions: tuple[str, ...] = ()  # the design's condition columns (0/1 indicators, no subject columns)
+    row_conditions: tuple[int | None, ...] = ()  # each row's condition (index into conditions), None if none
 
 
 @dataclass

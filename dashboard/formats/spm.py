@@ -165,6 +165,18 @@ def row_participants(written: list[str], columns: list[str], x: np.ndarray) -> l
     return [f"image {i + 1}" for i in range(x.shape[0])]
 
 
+def design_conditions(columns: list[str], x: np.ndarray) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
+    """The design's condition columns (0/1 indicators that are not subject columns, one
+    per row at most: cells of a factorial, groups, the mean of a one-sample design) and
+    each row's condition."""
+    candidates = [j for j, name in enumerate(columns) if not _SUBJECT_COLUMN.match(name)
+                  and np.isin(x[:, j], (0.0, 1.0)).all() and x[:, j].any()]
+    if (x[:, candidates].sum(axis=1) > 1).any():
+        return (), tuple(None for _ in range(x.shape[0]))
+    rows = tuple(next((k for k, j in enumerate(candidates) if x[i, j] == 1), None) for i in range(x.shape[0]))
+    return tuple(columns[j] for j in candidates), rows
+
+
 def _weight_array(c: Any, n_columns: int, stat: str) -> np.ndarray:
     """``xCon.c`` as a vector over the columns (T) or a columns x rows matrix (F); loadmat
     squeezes a one-column design's weights to a scalar."""
@@ -279,7 +291,9 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
     x = np.asarray(xx.X, dtype=float).reshape(len(written), -1) if written else np.zeros((0, len(names)))
     if written and not missing and x.shape[1] == len(names):
         ids = row_participants(written, names, x)
+        conditions, row_conditions = design_conditions(names, x)
         design_rows = DesignRows(paths=tuple(f for f in found if f is not None), participants=tuple(ids), x=x, columns=tuple(names),
+                                 conditions=conditions, row_conditions=row_conditions,
                                  contrasts={str(i): _weight_array(con.c, len(names), con.STAT) for i, con in enumerate(xcon, start=1)
                                             if str(i) in group_maps})
         participants = _participants_table(spm, ids)

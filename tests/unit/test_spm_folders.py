@@ -196,3 +196,32 @@ def test_sf011_participants_tsv_beside_spm_mat_adds_columns(tmp_path, capsys):
     (root / "spm" / "participants.tsv").write_text((root / "spm" / "participants.tsv").read_text() + "sub-99" + "\tn/a" * 24 + "\n")
     assert main(["validate", str(root / "spm")]) == 2
     assert capsys.readouterr().err == "participants.tsv: 1 participant(s) not in the design's images, e.g. sub-99\n"
+
+
+def test_sf012_regress_on_an_spm_design_uses_its_images(capsys):
+    """Cluster values of an SPM design: the participant's image of the condition; the
+    voxel mean checked against the first-level files read directly."""
+    folder = FOLDERS / "onesample_cov"
+    analysis = Analysis(open_study(folder))
+    assert analysis.study.design_rows.conditions == ("mean",)
+    out = analysis.regress("1", (-56.0, -32.0, 40.0), condition="mean", covariate="cocaine_duration_years", value="mean", method="ols")
+    table = analysis.clusters("1", label_atlas=None, with_rft=False)
+    vox, _ = analysis.cluster_voxels(table, (-56.0, -32.0, 40.0))
+    data, mask = _firstlevel("con_0005", analysis.study.participant_ids)
+    expected = data[:, mask][:, vox].mean(axis=1)
+    np.testing.assert_allclose(out.participants["value"].to_numpy(float), expected, rtol=1e-6)
+    cov = analysis.study.participants["cocaine_duration_years"].to_numpy(float)
+    ref = stats.linregress(cov, expected)
+    assert out.fit.slope == pytest.approx(ref.slope, rel=1e-6) and out.fit.p_value == pytest.approx(ref.pvalue, rel=1e-6)
+    assert main(["regress", str(folder), "--contrast", "1", "--peak=-56,-32,40", "--condition", "1", "--covariate",
+                 "cocaine_duration_years", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 22
+    assert main(["regress", str(folder), "--contrast", "1", "--peak=-56,-32,40", "--condition", "cells", "--covariate", "x"]) == 2
+    assert "unknown condition (a condition column of the design) 'cells'; known: 1 mean" in capsys.readouterr().err
+
+
+def test_sf013_two_sample_conditions_are_the_groups():
+    analysis = Analysis(open_study(FOLDERS / "twosample"))
+    dr = analysis.study.design_rows
+    assert dr.conditions == ("Group_{1}", "Group_{2}")
+    assert sorted({c for c in dr.row_conditions}) == [0, 1]
