@@ -10,7 +10,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard.app import ids
-from dashboard.app.state import MIN_PARTICIPANTS, default_state, direction_options, numeric_columns
+from dashboard.app.state import MIN_PARTICIPANTS, condition_options, default_state, direction_options, numeric_columns
 from dashboard.atlas import region_names
 from dashboard.filters import quick_filters
 from dashboard.results import Study
@@ -242,7 +242,7 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
         [
             dbc.Col(_field("Covariate", dcc.Dropdown(id=ids.COVARIATE, options=[{"label": cov_label(c), "value": c} for c in covariates],
                                                      value=state["covariate"], clearable=False), className="mb-1"), md=5),
-            dbc.Col(_field("Condition", dcc.Dropdown(id=ids.CONDITION, options=[{"label": c.label, "value": c.id} for c in study.conditions],
+            dbc.Col(_field("Condition", dcc.Dropdown(id=ids.CONDITION, options=[{"label": label, "value": c} for c, label in condition_options(study)],
                                                      value=state["condition"], clearable=False), className="mb-1"), md=4),
             dbc.Col(_field("Value", dbc.RadioItems(id=ids.VALUE_TYPE, value=state["value"], options=[
                 {"label": "eigenvariate", "value": "eigenvariate"}, {"label": "mean", "value": "mean"}]), className="mb-1"), md=3),
@@ -268,7 +268,7 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
                         [html.Strong("Circularity: "), "these values come from a cluster selected on the same data, so the "
                          "effect sizes (slope, R²) are biased upwards; use them to inspect, not to estimate."],
                         id=ids.REG_NOTE, color="light", className="small py-1 px-2 mt-2 mb-0",
-                        style=None if study.has_participant_images else {"display": "none"},  # no values, no caveat
+                        style=None if study.can_refit else {"display": "none"},  # no values, no caveat
                     ),
                 ],
                 className="p-2",

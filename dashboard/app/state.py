@@ -101,12 +101,21 @@ def peak_point(study: Study, contrast_id: str) -> list[float]:
     return [float(v) for v in (study.affine @ [*ijk, 1.0])[:3]]
 
 
+def condition_options(study: Study) -> list[tuple[str, str]]:
+    """(id, label) of the conditions whose cluster values can be regressed: the study's
+    conditions, or a package design's condition columns (SPM: cells, groups, the mean)."""
+    if study.design_rows is not None:
+        return [(c, c) for c in study.design_rows.conditions]
+    return [(c.id, c.label) for c in study.conditions]
+
+
 def default_state(study: Study) -> dict[str, Any]:
     """The first view: the folder's ``ViewDefaults`` (design.json) where it gives them, else
     its first contrast, first condition and first numeric participant column."""
     covariates = numeric_columns(study)
     model = study.design.get("DefaultModel", "cells") if isinstance(study.design, dict) else "cells"
     defaults = study.view_defaults
+    conditions = [c for c, _ in condition_options(study)]
     contrast = str(defaults["Contrast"]) if defaults.get("Contrast") in [c.id for c in study.contrasts] else study.contrasts[0].id
     return {
         "contrast": contrast,
@@ -122,7 +131,7 @@ def default_state(study: Study) -> dict[str, Any]:
         "cluster": None,
         "covariate": defaults.get("Covariate") if defaults.get("Covariate") in covariates else next(iter(covariates), None),
         "value": "eigenvariate",
-        "condition": defaults.get("Condition") if defaults.get("Condition") in study.condition_ids else next(iter(study.condition_ids), None),
+        "condition": defaults.get("Condition") if defaults.get("Condition") in conditions else next(iter(conditions), None),
         "participants": list(study.participant_ids),
     }
 
@@ -159,7 +168,7 @@ class Choices:
 
     @classmethod
     def of(cls, study: Study) -> Choices:
-        return cls(tuple(c.id for c in study.contrasts), tuple(study.condition_ids), tuple(numeric_columns(study)),
+        return cls(tuple(c.id for c in study.contrasts), tuple(c for c, _ in condition_options(study)), tuple(numeric_columns(study)),
                    tuple(study.participant_ids), study.can_refit)
 
 

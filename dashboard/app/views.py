@@ -404,10 +404,8 @@ def stats_box(outcome) -> html.Table:
 
 def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
     """(figure, stats children) for the selected cluster."""
-    if not engine.study.has_participant_images:
-        why = ("Regression of cluster values is not available for an analysis package's design yet."
-               if engine.study.design_rows is not None else "Needs participant images (this folder has group maps only).")
-        return figures.empty_figure(why), ""
+    if not engine.study.can_refit:
+        return figures.empty_figure("Needs participant images (this folder has group maps only)."), ""
     if not state["cluster"]:
         return figures.empty_figure("Select a cluster: click a row of the table or a blob in the views."), ""
     if not state["covariate"]:
@@ -419,7 +417,7 @@ def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
     cov = state["covariate"]
     info = engine.study.participant_columns.get(cov, {}) if isinstance(engine.study.participant_columns, dict) else {}
     units = info.get("Units") if isinstance(info, dict) else None
-    cond = {c.id: c.label for c in engine.study.conditions}.get(state["condition"], state["condition"])
+    cond = dict(st.condition_options(engine.study)).get(state["condition"], state["condition"])
     x_label = f"{cov} ({units})" if units else cov
     y_label = f"{state['value']}, {cond}"
     fig = figures.regression_figure(outcome.participants, outcome.fit if outcome.fit.method == "lts" else outcome.other,

@@ -79,3 +79,17 @@ def test_of003_spm_design_refits_a_participant_subset(dash_duo):
                        msg="RFT p-values never came back")
     settle(dash_duo)
     assert dash_duo.get_logs() == []
+
+
+def test_of004_spm_design_cluster_values_regressed_on_its_covariate(dash_duo):
+    """The regression panel on an SPM design: its condition column ("mean"), its covariate
+    (SPM.xC), values from the design's images."""
+    from tests.browser.helpers import click_table_row
+
+    dash_duo.start_server(create_app(Settings(results_dir=SPM.parent / "onesample_cov", warm=False)))
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 20", timeout=TIMEOUT)
+    click_table_row(dash_duo, 0)
+    dash_duo.wait_for_contains_text(f"#{ids.REG_STATS}", "of 22", timeout=TIMEOUT)
+    assert "cocaine_duration_years" in dash_duo.find_element(f"#{ids.SCATTER}").text
+    settle(dash_duo)
+    assert dash_duo.get_logs() == []
