@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -177,13 +177,14 @@ def _subset(args: argparse.Namespace) -> tuple[str, ...] | None:
     return tuple(p.strip() for p in args.participants.split(",") if p.strip()) if args.participants else None
 
 
-def _load_analysis(args: argparse.Namespace) -> Analysis:
+def _load_analysis(args: argparse.Namespace, *, resolve_contrast: bool = True) -> Analysis:
     from dashboard.analysis import Analysis
 
     # every check of validate except participant-image data, which is checked when (and
     # only if) a command reads those images: a stored group map needs none of them
     analysis = Analysis(open_study(args.results, _open_options(args), check_data=True, defer_participant_data=True))
-    args.contrast = analysis.study.resolve_contrast(args.contrast)
+    if resolve_contrast:
+        args.contrast = analysis.study.resolve_contrast(args.contrast)
     return analysis
 
 
@@ -266,6 +267,48 @@ def cmd_regress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_table(args: argparse.Namespace) -> int:
+    """A published peak table against the maps: one row per input row, in order."""
+    from dashboard.claims import check_table
+
+    try:
+        analysis = _load_analysis(args, resolve_contrast=False)
+        table = _read_peak_table(Path(args.table), analysis.study)
+        if args.contrast:
+            args.contrast = analysis.study.resolve_contrast(args.contrast)
+        mapping = dict(item.split("=", 1) for item in args.columns.split(",")) if args.columns else None
+        rows, line = check_table(analysis, table, contrast=args.contrast, direction=args.direction, threshold=_threshold(args),
+                                 extent=args.k, mapping=mapping)
+    except StudyError as exc:
+        return _print_problems(exc)
+    except (ValueError, KeyError) as exc:
+        print(f"{args.table}: {_message(exc)}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if args.format == "json":
+        print(json.dumps({"summary": line, "rows": json.loads(rows.to_json(orient="records", double_precision=15))}, indent=1))
+    else:
+        print(f"# {line}")
+        print(rows.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+    return 0
+
+
+def _read_peak_table(path: Path, study: Study) -> Any:
+    """A peak table: a name of the folder's tables/ (e.g. published_clusters), or a
+    TSV/CSV file anywhere (read, never written)."""
+    import pandas as pd
+
+    if not path.exists() and path.name in study.tables:
+        return study.tables[path.name]
+    if not path.is_file():
+        known = ", ".join(sorted(study.tables)) or "none"
+        raise ValueError(f"no such file, and not a table of the folder (tables: {known})")
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    try:
+        return pd.read_csv(path, sep=sep, na_values=["n/a"], keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ValueError(f"cannot be read as a {'CSV' if sep == ',' else 'TSV'} table ({str(exc).splitlines()[0]})") from None
+
+
 def cmd_make_sample(args: argparse.Namespace) -> int:
     from dashboard.sample import DEFAULT_SEED, make_sample
 
@@ -318,6 +361,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["lts", "ols"], default="lts", help="LTS as R robustbase::ltsReg defaults (default) or OLS")
     _analysis_options(p)
     p.set_defaults(func=cmd_regress)
+
+    p = sub.add_parser("check-table", help="hold a published peak table against the maps (claim check)")
+    p.add_argument("results")
+    p.add_argument("table", help="a TSV/CSV peak table, or the name of one of the folder's tables/ (e.g. published_clusters)")
+    p.add_argument("--contrast", default=None, help="check every row against this contrast (default: each row's contrast column)")
+    p.add_argument("--direction", choices=["pos", "neg"], default=None, help="default: read from the contrast cell ('B gt A' is neg)")
+    p.add_argument("--columns", default=None, help="column mapping when names are not recognised, e.g. x=mni_x,y=mni_y,z=mni_z,t=tval")
+    _analysis_options(p)
+    p.set_defaults(func=cmd_check_table)
 
     # (dashboard.sample, which imports scipy, is imported only when the command runs)
     p = sub.add_parser("make-sample", help="generate the synthetic sample study (deterministic)")

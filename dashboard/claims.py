@@ -1,0 +1,280 @@
+"""Claim check: a published peak table held against the maps.
+
+For every row of a peak table (MNI x, y, z and any of T, Z, k, p, region, contrast;
+columns recognised by name, :func:`recognise_columns`), at one threshold:
+
+- is the coordinate inside a listed (suprathreshold, k-surviving) cluster of that
+  contrast and direction? the cluster's size against the reported k;
+- the nearest listed peak (distance in mm, its T and Z), and the map's value at the
+  coordinate against the reported T;
+- the atlas label at the coordinate against the reported region (shared words);
+- whether the reported T and Z agree with each other at the map's df (statcheck-style:
+  the Z that the reported T implies, with T's rounding interval, must contain the
+  reported Z's rounding interval), and the df they imply.
+
+One verdict per row: ``inconsistent`` (T and Z disagree at the df), ``match`` (a listed
+peak within :data:`MATCH_MM` and the coordinate in a cluster), ``near`` (in a cluster, or
+a listed peak within :data:`NEAR_MM`), ``not found``; with the reason in words.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from dashboard.results import Study
+
+MATCH_MM = 4.0  # within two voxels of a 2 mm grid (a diagonal neighbour is 3.5 mm)
+NEAR_MM = 12.0
+VERDICTS = ("match", "near", "not found", "inconsistent")
+
+# column -> names it is recognised by (lower case, spaces/underscores/dashes removed)
+_NAMES = {
+    "x": ("x", "mnix", "xmm", "coordx"), "y": ("y", "mniy", "ymm", "coordy"), "z": ("z", "mniz", "zmm", "coordz"),
+    "t": ("t", "peakt", "tvalue", "tstat", "tscore"), "zscore": ("zscore", "peakz", "zvalue", "zstat", "z_score", "equivz"),
+    "k": ("k", "ke", "clustersize", "size", "voxels", "nvoxels", "extent"),
+    "p": ("p", "pvalue", "pfwe", "pfwewholebrain", "punc", "pfwecorr"),
+    "region": ("region", "label", "area", "anatomy", "structure", "location"),
+    "contrast": ("contrast", "con", "effect", "comparison"),
+}
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_\-.()]+", "", str(name).lower())
+
+
+def recognise_columns(columns: list[str], mapping: dict[str, str] | None = None) -> dict[str, str]:
+    """Which table column holds each field (x, y, z, t, zscore, k, p, region, contrast).
+    ``mapping`` (field -> column) overrides; a coordinate column that cannot be found is
+    a ValueError saying which and what was looked for."""
+    out: dict[str, str] = dict(mapping or {})
+    used = set(out.values())
+    # exact names first: a table with both "z" and "Z" has the coordinate and the Z score
+    exact = {"x": ("x", "X"), "y": ("y", "Y"), "z": ("z",), "zscore": ("Z",)}
+    for field, names in exact.items():
+        hit = next((c for c in columns if c in names and c not in used), None)
+        if field not in out and hit is not None:
+            out[field] = hit
+            used.add(hit)
+    for field, names in _NAMES.items():
+        if field in out:
+            continue
+        keys = {_key(n) for n in names}
+        hit = next((c for c in columns if _key(c) in keys and c not in used), None)
+        if hit is not None:
+            out[field] = hit
+            used.add(hit)
+    missing = [f for f in ("x", "y", "z") if f not in out]
+    if missing:
+        raise ValueError(f"no column for MNI {', '.join(missing)} (columns: {', '.join(map(str, columns))}); name them x, y, z or map them")
+    return out
+
+
+def z_from_t(t: float, df: float) -> float:
+    """The Z with the same upper tail as T at df (exact tails)."""
+    return float(stats.norm.isf(stats.t.sf(t, df)))
+
+
+def implied_df(t: float, z: float) -> float | None:
+    """The df at which T and Z have the same tail (None if no finite df gives it:
+    |Z| must be below |T|, since the t tail is the heavier one)."""
+    if not (math.isfinite(t) and math.isfinite(z)) or t <= 0 or z <= 0 or z >= t:
+        return None
+    def f(v: float) -> float:  # increasing in v
+        return z_from_t(t, v) - z
+
+    lo, hi = 0.5, 1e7
+    if f(lo) > 0 or f(hi) < 0:
+        return None
+    return float(optimize.brentq(f, lo, hi, xtol=1e-6))
+
+
+def tz_consistent(t: float, z: float, df: float, decimals: int = 2) -> bool:
+    """Statcheck-style: T reported to ``decimals`` implies Z in [z(T - h), z(T + h)]
+    (h = half a unit of the last digit); consistent when that interval meets the
+    reported Z's own rounding interval."""
+    h = 0.5 * 10.0 ** (-decimals)
+    lo, hi = z_from_t(max(t - h, 0.0), df), z_from_t(t + h, df)
+    return lo - h <= z <= hi + h
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """The check of one table row."""
+
+    verdict: str
+    reason: str
+    in_cluster: bool
+    cluster_k: int | None
+    nearest_peak_mm: float | None
+    nearest_peak: tuple[float, float, float] | None
+    nearest_peak_t: float | None
+    nearest_peak_z: float | None
+    map_value: float | None
+    atlas_label: str
+    implied_df: float | None
+
+
+def _words(text: str) -> set[str]:
+    stop = {"gyrus", "left", "right", "l", "r", "and", "of", "the", "cortex", "lobe", "area", "inf", "sup", "mid"}
+    return {w for w in re.findall(r"[a-z]+", str(text).lower()) if w not in stop and len(w) > 2}
+
+
+def check_row(row: dict[str, Any], *, volume: np.ndarray, labels: np.ndarray, affine: np.ndarray, peaks: pd.DataFrame,
+              df: float, atlas_label: str, stat: str = "T") -> ClaimRow:
+    """Check one row (``row``: field -> value, from :func:`recognise_columns`) against a
+    map (``volume``, NaN outside the mask), its listed clusters (``labels``, 0 outside) and
+    listed peaks (``peaks``: x, y, z, peak_t, z_score, cluster k, label)."""
+    xyz = np.array([float(row["x"]), float(row["y"]), float(row["z"])])
+    ijk = np.rint(np.linalg.solve(affine, [*xyz, 1.0])[:3]).astype(int)
+    inside = all(0 <= i < s for i, s in zip(ijk, volume.shape, strict=True))
+    value = float(volume[tuple(ijk)]) if inside else math.nan
+    label = int(labels[tuple(ijk)]) if inside else 0
+    reasons: list[str] = []
+    cluster_k = None
+    if label:
+        in_this = peaks[peaks["_label"] == label]
+        cluster_k = int(in_this["k"].iloc[0]) if len(in_this) else None
+    nearest = None
+    if len(peaks):
+        d = np.sqrt(((peaks[["x", "y", "z"]].to_numpy(float) - xyz) ** 2).sum(axis=1))
+        i = int(np.argmin(d))
+        nearest = (float(d[i]), peaks.iloc[i])
+    t_rep = _number(row.get("t"))
+    z_rep = _number(row.get("zscore"))
+    k_rep = _number(row.get("k"))
+    dfi = implied_df(t_rep, z_rep) if t_rep is not None and z_rep is not None else None
+    consistent = True
+    if stat == "T" and t_rep is not None and z_rep is not None and math.isfinite(df):
+        consistent = tz_consistent(t_rep, z_rep, df)
+        if not consistent:
+            implied = z_from_t(t_rep, df)
+            reasons.append(f"T {t_rep:g} and Z {z_rep:g} disagree at df {df:g} (T {t_rep:g} gives Z {implied:.2f}"
+                           + (f"; the pair implies df {dfi:.0f}" if dfi is not None else "; no df gives this pair") + ")")
+    if not inside or not math.isfinite(value):
+        reasons.append("the coordinate is outside the analysis mask" if inside else "the coordinate is outside the image")
+    else:
+        reasons.append(f"map {stat} {value:.2f}" + (f" (reported {t_rep:g})" if t_rep is not None and stat == "T" else "") + " at the coordinate")
+    if label:
+        reasons.append(f"inside a listed cluster of {cluster_k} voxels" + (f" (reported k {k_rep:g})" if k_rep is not None else ""))
+    else:
+        reasons.append("not inside a listed cluster at this threshold")
+    if nearest is not None:
+        dist, peak = nearest
+        reasons.append(f"nearest listed peak {dist:.1f} mm away at ({peak['x']:g}, {peak['y']:g}, {peak['z']:g}), "
+                       f"{stat} {peak['peak_t']:.2f}, Z {peak['z_score']:.2f}")
+    region = str(row.get("region") or "")
+    if region and atlas_label:
+        shared = _words(region) & _words(atlas_label)
+        reasons.append(f"atlas label {atlas_label}" + (" agrees with" if shared else " differs from") + f" reported {region!r}")
+    if not consistent:
+        verdict = "inconsistent"
+    elif label and nearest is not None and nearest[0] <= MATCH_MM:
+        verdict = "match"
+    elif label or (nearest is not None and nearest[0] <= NEAR_MM):
+        verdict = "near"
+    else:
+        verdict = "not found"
+    best = nearest[1] if nearest is not None else None
+    return ClaimRow(
+        verdict=verdict, reason="; ".join(reasons), in_cluster=bool(label), cluster_k=cluster_k,
+        nearest_peak_mm=nearest[0] if nearest is not None else None,
+        nearest_peak=(float(best["x"]), float(best["y"]), float(best["z"])) if best is not None else None,
+        nearest_peak_t=float(best["peak_t"]) if best is not None else None,
+        nearest_peak_z=float(best["z_score"]) if best is not None and math.isfinite(best["z_score"]) else None,
+        map_value=value if math.isfinite(value) else None, atlas_label=atlas_label, implied_df=dfi,
+    )
+
+
+def _number(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def summary(rows: list[ClaimRow]) -> str:
+    """One line: how many rows were reproduced, near, not found, inconsistent."""
+    n = len(rows)
+    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
+    return (f"{counts['match']} of {n} peaks reproduced within {MATCH_MM:g} mm inside a listed cluster; "
+            f"{counts['near']} near, {counts['not found']} not found, {counts['inconsistent']} with T and Z inconsistent")
+
+
+def contrast_of(text: str, study: Study) -> str:
+    """The study contrast a table's contrast cell names: its id, number or label, else the
+    one contrast id that is a word of it (``placebo_cocaine_gt_neutral`` -> ``placebo``)."""
+    try:
+        return study.resolve_contrast(str(text))
+    except KeyError:
+        pass
+    words = re.split(r"[^A-Za-z0-9]+", str(text))
+    hits: list[str] = [c.id for c in study.contrasts if c.id in words]
+    if len(hits) == 1:
+        return hits[0]
+    if hits and words and words[0] in hits:
+        return words[0]
+    raise ValueError(f"contrast {text!r} is none of the folder's ({', '.join(c.id for c in study.contrasts)}): give --contrast")
+
+
+def direction_of(text: str, study: Study, contrast: str) -> str:
+    """``neg`` when a table's contrast cell says "B gt A" (or "B > A") of a contrast whose
+    positive side is A (words matched against the weighted conditions' cues, sessions and
+    labels), else ``pos``."""
+    m = re.search(r"([A-Za-z0-9]+)[\s_]*(?:gt|>|vs\.?|versus)[\s_]*([A-Za-z0-9]+)", str(text), re.IGNORECASE)
+    if not m or not study.conditions:
+        return "pos"
+    a, b = m[1].lower(), m[2].lower()
+    weights = study.contrast(contrast).weights
+    names = {c.id: {c.cue.lower(), c.session.lower(), *re.findall(r"[a-z0-9]+", c.label.lower())} for c in study.conditions}
+    plus = set().union(*(names[c] for c, w in weights.items() if w > 0 and c in names))
+    minus = set().union(*(names[c] for c, w in weights.items() if w < 0 and c in names))
+    if a in minus - plus and b in plus - minus:
+        return "neg"
+    return "pos"
+
+
+def check_table(analysis: Any, table: pd.DataFrame, *, contrast: str | None = None, direction: str | None = None,
+                threshold: Any = None, extent: int = 10, mapping: dict[str, str] | None = None) -> tuple[pd.DataFrame, str]:
+    """Check every row of a peak table (input order kept) against the study's maps: the
+    rows with ``verdict``, ``reason`` and what was measured, and the summary line."""
+    from dashboard import atlas
+    from dashboard.analysis import Threshold
+
+    threshold = threshold or Threshold()
+    cols = recognise_columns(list(table.columns), mapping)
+    study = analysis.study
+    cache: dict[str, Any] = {}
+    out_rows: list[dict[str, Any]] = []
+    checks: list[ClaimRow] = []
+    for _, raw in table.iterrows():
+        fields = {f: raw[c] for f, c in cols.items()}
+        cid = contrast or contrast_of(str(fields.get("contrast", "")), study)
+        sign = direction or direction_of(str(fields.get("contrast", "")), study, cid)
+        if cid not in cache:
+            ct = analysis.clusters(cid, directions=("pos", "neg") if study.group_maps[cid].statistic != "F" else ("pos",),
+                                   threshold=threshold, extent=extent, label_atlas=None, with_rft=False)
+            tvec, _ = analysis.t_map(cid)
+            cache[cid] = (ct, study.unmask(tvec.astype(float)))
+        ct, vol = cache[cid]
+        labels = ct.labels.get(sign, np.zeros(study.shape, np.int32))
+        peaks = ct.table[ct.table["direction"] == sign].copy()
+        ijk = np.rint(np.linalg.solve(study.affine, np.c_[peaks[["x", "y", "z"]].to_numpy(float), np.ones(len(peaks))].T)[:3]).astype(int)
+        peaks["_label"] = labels[tuple(ijk)] if len(peaks) else []
+        xyz = (float(fields["x"]), float(fields["y"]), float(fields["z"]))
+        stat = ct.statistic.stat if ct.statistic is not None else "T"
+        check = check_row(fields, volume=vol if sign == "pos" else -vol, labels=labels, affine=study.affine, peaks=peaks,
+                          df=ct.df, atlas_label=atlas.label_coordinate(xyz, "aal"), stat=stat)
+        checks.append(check)
+        out_rows.append({**{str(k): v for k, v in raw.items()}, "checked_contrast": cid, "checked_direction": sign,
+                         "verdict": check.verdict, "reason": check.reason, "in_cluster": check.in_cluster, "cluster_k": check.cluster_k,
+                         "nearest_peak_mm": check.nearest_peak_mm, "map_value": check.map_value, "atlas_label": check.atlas_label,
+                         "implied_df": check.implied_df})
+    return pd.DataFrame(out_rows), summary(checks)
