@@ -309,6 +309,27 @@ def _read_peak_table(path: Path, study: Study) -> Any:
         raise ValueError(f"cannot be read as a {'CSV' if sep == ',' else 'TSV'} table ({str(exc).splitlines()[0]})") from None
 
 
+def cmd_correspond(args: argparse.Namespace) -> int:
+    """Clusters of one contrast against the other contrasts' at the same threshold."""
+    from dashboard.correspondence import correspondence
+
+    try:
+        analysis = _load_analysis(args)
+        table = correspondence(analysis, args.contrast, threshold=_threshold(args), extent=args.k, participants=_subset(args),
+                               model=args.model)
+    except StudyError as exc:
+        return _print_problems(exc)
+    except (ValueError, KeyError) as exc:
+        print(f"{args.results}: {_message(exc)}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if args.format == "json":
+        print(json.dumps({"contrast": args.contrast, "rows": json.loads(table.to_json(orient="records", double_precision=15))}, indent=1))
+    else:
+        print(f"# clusters of {args.contrast} and the overlapping clusters of the other contrasts (voxels in common, Dice, peak distance)")
+        print(table.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+    return 0
+
+
 def cmd_make_sample(args: argparse.Namespace) -> int:
     from dashboard.sample import DEFAULT_SEED, make_sample
 
@@ -370,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default=None, help="column mapping when names are not recognised, e.g. x=mni_x,y=mni_y,z=mni_z,t=tval")
     _analysis_options(p)
     p.set_defaults(func=cmd_check_table)
+
+    p = sub.add_parser("correspond", help="which clusters of a contrast overlap the other contrasts' (voxels, Dice, peak distance)")
+    p.add_argument("results")
+    p.add_argument("--contrast", required=True)
+    _analysis_options(p)
+    p.set_defaults(func=cmd_correspond)
 
     # (dashboard.sample, which imports scipy, is imported only when the command runs)
     p = sub.add_parser("make-sample", help="generate the synthetic sample study (deterministic)")
