@@ -330,6 +330,37 @@ def cmd_correspond(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_influence(args: argparse.Namespace) -> int:
+    """How much each participant drives the cluster-value regression (jackknife, Cook's
+    distance, DFBETAS, leverage; LTS refitted without each)."""
+    from dashboard.stats.influence import influence
+
+    try:
+        peak = tuple(float(v) for v in args.peak.split(","))
+        if len(peak) != 3 or not all(np.isfinite(peak)):
+            raise ValueError("--peak takes three finite numbers X,Y,Z in MNI mm")
+        analysis = _load_analysis(args)
+        out = analysis.regress(args.contrast, peak, condition=args.condition, covariate=args.covariate, value=args.value,
+                               method=args.method, threshold=_threshold(args), extent=args.k, model=args.model, participants=_subset(args))
+        frame = out.participants
+        inf = influence(frame["covariate"].to_numpy(float), frame["value"].to_numpy(float))
+    except StudyError as exc:
+        return _print_problems(exc)
+    except (ValueError, KeyError) as exc:
+        print(f"{args.results}: {_message(exc)}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    table = frame[["participant_id"]].assign(loo_slope=inf.loo_slope, loo_r_squared=inf.loo_r_squared, cooks_distance=inf.cooks_distance,
+                                             dfbetas_slope=inf.dfbetas_slope, leverage=inf.leverage, lts_loo_slope=inf.lts_loo_slope)
+    most = str(frame["participant_id"].iloc[inf.most_influential])
+    if args.format == "json":
+        print(json.dumps({"slope": out.fit.slope, "method": out.fit.method, "most_influential": most,
+                          "participants": json.loads(table.to_json(orient="records", double_precision=15))}, indent=1))
+    else:
+        print(f"# {out.fit.method.upper()} slope {out.fit.slope:.4g}; removing {most} changes the OLS slope most")
+        print(table.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+    return 0
+
+
 def cmd_make_sample(args: argparse.Namespace) -> int:
     from dashboard.sample import DEFAULT_SEED, make_sample
 
@@ -391,6 +422,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default=None, help="column mapping when names are not recognised, e.g. x=mni_x,y=mni_y,z=mni_z,t=tval")
     _analysis_options(p)
     p.set_defaults(func=cmd_check_table)
+
+    p = sub.add_parser("influence", help="how much each participant drives a cluster's regression (jackknife, Cook's D, DFBETAS)")
+    p.add_argument("results")
+    p.add_argument("--contrast", required=True)
+    p.add_argument("--peak", required=True, help="X,Y,Z in MNI mm: the cluster containing this point")
+    p.add_argument("--condition", required=True)
+    p.add_argument("--covariate", required=True)
+    p.add_argument("--value", choices=["eigenvariate", "mean"], default="eigenvariate")
+    p.add_argument("--method", choices=["lts", "ols"], default="lts")
+    _analysis_options(p)
+    p.set_defaults(func=cmd_influence)
 
     p = sub.add_parser("correspond", help="which clusters of a contrast overlap the other contrasts' (voxels, Dice, peak distance)")
     p.add_argument("results")
