@@ -15,6 +15,12 @@ Step (c) of ``make_spm_folders.sh`` (see README.md in this folder)::
   struct_as_record=False) with the fields a reader needs, the images are on one grid,
   mask.nii has xVol.S voxels, every spmT/spmF maximum matches spm_summary.json;
 - writes OUT_DIR/README.md (versions, command lines, layout, numbers).
+
+Options for a benchmark folder (not a committed fixture): ``--designs ff_cells`` (a
+comma-separated subset of the six designs), ``--benchmark`` (a short README that says
+the folder is a benchmark input, not a fixture). SCRATCH may be OUT_DIR itself (SPM ran
+in the output folder, so ``SPM.xY.P`` are valid paths there): nothing is copied then,
+the SPM.mat dates are still fixed.
 """
 
 from __future__ import annotations
@@ -74,17 +80,20 @@ def normalise_mat_header(path: Path) -> None:
     path.write_bytes(bytes(raw))
 
 
-def copy_out(scratch: Path, out: Path) -> None:
+def copy_out(scratch: Path, out: Path, designs: tuple[str, ...] = DESIGNS) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("firstlevel", *DESIGNS):
+    in_place = scratch.resolve() == out.resolve()
+    for name in ("firstlevel", *designs):
         dst = out / name
-        if dst.exists():
-            shutil.rmtree(dst)
-        shutil.copytree(scratch / name, dst)
+        if not in_place:
+            if dst.exists():
+                shutil.rmtree(dst)
+            shutil.copytree(scratch / name, dst)
         mat = dst / "SPM.mat"
         if mat.exists():
             normalise_mat_header(mat)
-    shutil.copyfile(scratch / "spm_summary.json", out / "spm_summary.json")
+    if not in_place:
+        shutil.copyfile(scratch / "spm_summary.json", out / "spm_summary.json")
 
 
 def field(s: Any, name: str) -> Any:
@@ -96,12 +105,12 @@ def text(a: Any) -> str:
     return str(a.item()) if a.size == 1 else "".join(map(str, a.ravel()))
 
 
-def check(out: Path, summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def check(out: Path, summary: dict[str, Any], designs: tuple[str, ...] = DESIGNS) -> dict[str, dict[str, Any]]:
     ref = nib.load(out / "firstlevel" / "sub-01" / "con_0001.nii")
     grid = (ref.shape, ref.affine)
     inside = int(np.isfinite(np.asarray(ref.dataobj)).sum())
     facts: dict[str, dict[str, Any]] = {}
-    for d in DESIGNS:
+    for d in designs:
         folder = out / d
         m = sio.loadmat(folder / "SPM.mat", squeeze_me=False, struct_as_record=False)
         spm = m["SPM"][0, 0]
@@ -165,11 +174,74 @@ def fmt(v: float) -> str:
     return f"{v:.4f}"
 
 
-def readme(out: Path, summary: dict[str, Any], facts: dict[str, dict[str, Any]], commands: list[str]) -> str:
+def design_tables(summary: dict[str, Any], facts: dict[str, dict[str, Any]], designs: tuple[str, ...]) -> list[str]:
+    """README lines: the designs, their contrasts and their column names."""
+    lines = [
+        "## Designs",
+        "",
+        "| design | what | images | columns (rank) | erdf | FWHM (voxels) | R (resels) | S |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for d in designs:
+        f = facts[d]
+        lines.append(
+            f"| `{d}` | {DESCRIPTIONS[d]} | {f['n_images']} | {f['columns']} ({f['rank']}) | "
+            f"{f['erdf']:.6g} | {', '.join(map(fmt, f['FWHM']))} | {', '.join(map(fmt, f['R']))} | {f['S']} |"
+        )
+    lines += ["", "Contrasts (index as in SPM.xCon; max = maximum of spmT/spmF over the search volume):", ""]
+    lines += ["| design | # | STAT | name | df | weights | image | max |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for d in designs:
+        for i, (c, s) in enumerate(zip(facts[d]["contrasts"], summary["designs"][d]["contrasts"], strict=True), 1):
+            w = s["weights"]
+            ws = "; ".join(" ".join(f"{x:g}" for x in row) for row in w)
+            df = f"[{c['df'][0]:g}, {c['df'][1]:g}]"
+            lines.append(f"| `{d}` | {i} | {c['STAT']} | {c['name']} | {df} | `{ws}` | `{c['Vspm']}` | {c['max']:.4f} |")
+    lines += [
+        "",
+        "Design column names (`SPM.xX.name`):",
+        "",
+    ]
+    for d in designs:
+        names = facts[d]["names"]
+        shown = names if len(names) <= 8 else [*names[:6], "...", names[-1]]
+        lines.append(f"- `{d}`: " + ", ".join(f"`{n}`" for n in shown))
+    return lines
+
+
+def readme(out: Path, summary: dict[str, Any], facts: dict[str, dict[str, Any]], commands: list[str],
+           designs: tuple[str, ...] = DESIGNS, benchmark: bool = False) -> str:
+    """The fixtures' README.md; with ``benchmark`` a short one for a folder made for a
+    benchmark (not committed): what it is, versions, commands, grid and the tables."""
     fl = json.loads((out / "firstlevel" / "contrasts.json").read_text())
     shape = "x".join(map(str, fl["Shape"]))
     vox = fl["VoxelSizeMM"]
     aff = np.asarray(fl["Affine"])
+    swd = facts[designs[0]]["swd"].rsplit("/", 1)[0]
+    if benchmark:
+        lines = [
+            "# SPM12 second-level folder(s) for benchmarks (not test fixtures)",
+            "",
+            "**Real SPM12 outputs on the synthetic sample's images**, written by SPM12 itself under GNU",
+            "Octave with the fixture scripts (`scripts/spm_fixtures/make_spm_folders.sh`, see",
+            "`scripts/spm_fixtures/README.md`), on a larger grid than the committed fixtures, to time",
+            "`cue-dashboard` on a folder of realistic size (`scripts/bench_open.py`). Not committed.",
+            "`tests/data/spm_folders/README.md` describes what SPM.mat holds.",
+            "",
+            f"- SPM: `{summary['spm']}`; GNU Octave {summary['octave']}; Python {platform.python_version()} "
+            f"with nibabel {nib.__version__}, numpy {np.__version__}, scipy {scipy.__version__}.",
+            f"- SPM ran in `{swd}`" + (" (this folder: `SPM.xY.P` are valid paths here)." if Path(swd).resolve()
+                                      == out.resolve() else "."),
+            "",
+            "```",
+            *commands,
+            "```",
+            "",
+            f"Grid: {shape} voxels of {vox:g} mm, NIfTI affine `{aff[:3].tolist()}`; {fl['InBrainVoxels']} voxels",
+            "inside the brain, NaN outside, in every first-level image.",
+            "",
+        ]
+        lines += design_tables(summary, facts, designs)
+        return "\n".join([*lines, ""])
     lines = [
         "# SPM12 second-level folders (test fixtures)",
         "",
@@ -194,7 +266,7 @@ def readme(out: Path, summary: dict[str, Any], facts: dict[str, dict[str, Any]],
         *commands,
         "```",
         "",
-        "SPM ran in the scratch folder `" + facts["ff_cells"]["swd"].rsplit("/", 1)[0] + "`, whose absolute path",
+        "SPM ran in the scratch folder `" + swd + "`, whose absolute path",
         "differs from this folder's, so `SPM.swd` and `SPM.xY.P` hold paths of \"another machine\",",
         "as folders shared by other researchers do. The only edit made to SPM's files after the run:",
         "the date in each SPM.mat's 116-byte descriptive text (`MATLAB 5.0 MAT-file, written by",
@@ -230,34 +302,8 @@ def readme(out: Path, summary: dict[str, Any], facts: dict[str, dict[str, Any]],
         "",
         "firstlevel images: " + "; ".join(f"`{k}` {v['label']}" for k, v in fl["Images"].items()) + ".",
         "",
-        "## Designs",
-        "",
-        "| design | what | images | columns (rank) | erdf | FWHM (voxels) | R (resels) | S |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for d in DESIGNS:
-        f = facts[d]
-        lines.append(
-            f"| `{d}` | {DESCRIPTIONS[d]} | {f['n_images']} | {f['columns']} ({f['rank']}) | "
-            f"{f['erdf']:.6g} | {', '.join(map(fmt, f['FWHM']))} | {', '.join(map(fmt, f['R']))} | {f['S']} |"
-        )
-    lines += ["", "Contrasts (index as in SPM.xCon; max = maximum of spmT/spmF over the search volume):", ""]
-    lines += ["| design | # | STAT | name | df | weights | image | max |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for d in DESIGNS:
-        for i, (c, s) in enumerate(zip(facts[d]["contrasts"], summary["designs"][d]["contrasts"], strict=True), 1):
-            w = s["weights"]
-            ws = "; ".join(" ".join(f"{x:g}" for x in row) for row in w)
-            df = f"[{c['df'][0]:g}, {c['df'][1]:g}]"
-            lines.append(f"| `{d}` | {i} | {c['STAT']} | {c['name']} | {df} | `{ws}` | `{c['Vspm']}` | {c['max']:.4f} |")
-    lines += [
-        "",
-        "Design column names (`SPM.xX.name`):",
-        "",
-    ]
-    for d in DESIGNS:
-        names = facts[d]["names"]
-        shown = names if len(names) <= 8 else [*names[:6], "...", names[-1]]
-        lines.append(f"- `{d}`: " + ", ".join(f"`{n}`" for n in shown))
+    lines += design_tables(summary, facts, designs)
     lines += [
         "",
         "## What a reader of these folders needs from SPM.mat",
@@ -336,11 +382,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("scratch", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--command", action="append", default=[], help="a command line for README.md")
+    ap.add_argument("--designs", default=",".join(DESIGNS),
+                    help="comma-separated designs SPM estimated (default: all six)")
+    ap.add_argument("--benchmark", action="store_true",
+                    help="a benchmark folder, not the fixtures: a short README.md")
     args = ap.parse_args(argv)
-    copy_out(args.scratch, args.out)
+    designs = tuple(d for d in args.designs.replace(" ", ",").split(",") if d)
+    unknown = [d for d in designs if d not in DESIGNS]
+    if unknown or not designs:
+        sys.exit(f"--designs: unknown design(s) {unknown}; choose from {', '.join(DESIGNS)}")
+    if designs != DESIGNS and not args.benchmark:
+        sys.exit("--designs with a subset needs --benchmark (the fixtures' README describes all six)")
+    copy_out(args.scratch, args.out, designs)
     summary = json.loads((args.out / "spm_summary.json").read_text())
-    facts = check(args.out, summary)
-    (args.out / "README.md").write_text(readme(args.out, summary, facts, args.command))
+    facts = check(args.out, summary, designs)
+    (args.out / "README.md").write_text(readme(args.out, summary, facts, args.command, designs, args.benchmark))
     return 0
 
 

@@ -1,7 +1,8 @@
-function make_spm_folders(spm_dir, work_dir)
+function make_spm_folders(spm_dir, work_dir, designs)
 % Estimate the SPM12 second-level fixture designs and save SPM's own tables.
 %
 % FORMAT make_spm_folders(spm_dir, work_dir)
+% FORMAT make_spm_folders(spm_dir, work_dir, designs)
 % spm_dir  - SPM12 r7771 with its MEX files built for Octave
 % work_dir - scratch folder holding firstlevel/ (written by
 %            prepare_firstlevel.py). One folder per design is written here,
@@ -11,6 +12,8 @@ function make_spm_folders(spm_dir, work_dir)
 %            make_spm_folders.sh runs this in a scratch folder and copies the
 %            results, so SPM.swd and SPM.xY.P hold the scratch folder's
 %            absolute paths, as folders estimated on another machine do.
+% designs  - (optional) cell array of design names to estimate, e.g.
+%            {'ff_cells'} for a benchmark folder; default: all six below.
 %
 % Designs (spm_jobman: spm.stats.factorial_design, fmri_est, con):
 %   ff_cells      flexible factorial, cue x session cells, no subject factor,
@@ -29,6 +32,14 @@ function make_spm_folders(spm_dir, work_dir)
 % k = 0, and 'FWE' u = 0.05 k = 0), TabDat = spm_list('Table', xSPM).
 % The JSON writer (enc/num1) is copied from scripts/spm_reference/spm_tables.m
 % and the table keys follow tests/data/spm/README.md.
+
+all_designs = {'ff_cells', 'ff_subjects', 'onesample', 'onesample_cov', ...
+    'twosample', 'paired'};
+if nargin < 3, designs = all_designs; end
+if ischar(designs), designs = {designs}; end
+bad = designs(~ismember(designs, all_designs));
+if ~isempty(bad), error('unknown design %s', bad{1}); end
+want = @(name) any(strcmp(designs, name));
 
 addpath(spm_dir);
 spm('defaults','fmri');
@@ -57,6 +68,7 @@ assert(all(ismember(sex, {'M','F'})));
 summary = struct();
 
 % ---------------------------------------------------------------- ff_cells
+if want('ff_cells')
 d  = fullfile(work_dir, 'ff_cells');
 fd = base_design(d);
 fd.des.fblock.fac(1) = factor_spec('cue');
@@ -76,8 +88,10 @@ cons = {
     'F', 'interaction (F)', cell_w([1 -1 -1 1])
     };
 summary.ff_cells = finish(d, cons);
+end
 
 % ------------------------------------------------------------- ff_subjects
+if want('ff_subjects')
 d  = fullfile(work_dir, 'ff_subjects');
 fd = base_design(d);
 fd.des.fblock.fac(1) = factor_spec('subject');
@@ -98,8 +112,10 @@ cons = {
     'F', 'cue effect, placebo or N-AC', [cell_w([1 -1 0 0]); cell_w([0 0 1 -1])]
     };
 summary.ff_subjects = finish(d, cons);
+end
 
 % --------------------------------------------------------------- onesample
+if want('onesample')
 d  = fullfile(work_dir, 'onesample');
 fd = base_design(d);
 fd.des.t1.scans = P(:,5);
@@ -110,8 +126,10 @@ cons = {
     'T', 'neutral > cocaine, placebo', -1
     };
 summary.onesample = finish(d, cons);
+end
 
 % ----------------------------------------------------------- onesample_cov
+if want('onesample_cov')
 d  = fullfile(work_dir, 'onesample_cov');
 fd = base_design(d);
 fd.des.t1.scans = P(:,5);
@@ -127,8 +145,10 @@ cons = {
     'T', 'cocaine_duration_years negative',   [0 -1]
     };
 summary.onesample_cov = finish(d, cons);
+end
 
 % --------------------------------------------------------------- twosample
+if want('twosample')
 d  = fullfile(work_dir, 'twosample');
 fd = base_design(d);
 fd.des.t2.scans1   = P(strcmp(sex,'M'), 5);
@@ -145,8 +165,10 @@ cons = {
     'T', 'cocaine > neutral, placebo (mean of groups)', [0.5 0.5]
     };
 summary.twosample = finish(d, cons);
+end
 
 % ------------------------------------------------------------------ paired
+if want('paired')
 d  = fullfile(work_dir, 'paired');
 fd = base_design(d);
 for s = 1:ns
@@ -162,6 +184,7 @@ cons = {
     'T', 'N-AC > placebo', [-1 1 z]
     };
 summary.paired = finish(d, cons);
+end
 
 % ------------------------------------------------------------------ summary
 [v, r] = spm('Ver');

@@ -23,7 +23,9 @@ overlap volume. A coarse voxel is inside the brain when at least half of its
 volume is covered by the brain mask; every other voxel is NaN (as SPM's own
 con images are outside the mask). The coarse grid is the bounding box of the
 inside voxels (plus ``--margin`` voxels on every side, default 0), in the sample's LAS orientation
-(negative x step, as SPM's MNI templates). The output is deterministic: the
+(negative x step, as SPM's MNI templates); ``--full-grid`` keeps the sample's whole field of
+view instead (``--voxel 2 --full-grid``: the sample's own 79 x 95 x 79 grid, values unchanged
+inside the brain mask, for a full-resolution benchmark folder). The output is deterministic: the
 same input gives the same bytes.
 """
 
@@ -65,7 +67,7 @@ class Grid:
     """The coarse grid and the separable averaging weights onto it."""
 
     def __init__(self, fine_affine: FloatArray, fine_shape: tuple[int, ...], mask: NDArray[np.bool_], voxel: float,
-                 margin: int):
+                 margin: int, full_grid: bool = False):
         if not np.allclose(fine_affine[:3, :3], np.diag(np.diag(fine_affine[:3, :3]))):
             sys.exit("the sample grid is not axis-aligned")
         steps = np.diag(fine_affine)[:3]
@@ -82,8 +84,11 @@ class Grid:
         full = self._apply(weights, np.ones(fine_shape))
         inside = cover >= 0.5 * full
         idx = np.argwhere(inside)
-        lo = np.maximum(idx.min(0) - margin, 0)
-        hi = np.minimum(idx.max(0) + 1 + margin, inside.shape)
+        if full_grid:  # the whole field of view of the fine grid
+            lo, hi = np.zeros(3, dtype=int), np.asarray(inside.shape)
+        else:
+            lo = np.maximum(idx.min(0) - margin, 0)
+            hi = np.minimum(idx.max(0) + 1 + margin, inside.shape)
         self.weights = [w[lo[a] : hi[a]] for a, w in enumerate(weights)]
         self.inside = inside[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
         self.cover = cover[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
@@ -133,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--voxel", type=float, default=7.0, help="coarse voxel edge in mm (default 7)")
     ap.add_argument("--margin", type=int, default=0,
                     help="voxels kept around the brain's bounding box (default 0)")
+    ap.add_argument("--full-grid", action="store_true",
+                    help="keep the sample's whole field of view, not the brain's bounding box "
+                         "(with --voxel 2: the sample's own 79 x 95 x 79 grid)")
     args = ap.parse_args(argv)
 
     design = json.loads((args.sample / "design.json").read_text())
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 
     mask_img = nib.load(args.sample / "group" / "task-cue_desc-brain_mask.nii.gz")
     mask = np.asarray(mask_img.dataobj) > 0
-    grid = Grid(mask_img.affine, mask.shape, mask, args.voxel, args.margin)
+    grid = Grid(mask_img.affine, mask.shape, mask, args.voxel, args.margin, args.full_grid)
 
     fl = args.out / "firstlevel"
     if fl.exists():
