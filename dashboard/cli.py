@@ -63,15 +63,20 @@ def _statistic_text(stat: str, df: float, df_effect: float) -> str:
 
 def summarize(study: Study) -> str:
     """A few lines describing a loaded study (what `validate` prints)."""
-    kinds = sorted({_statistic_text(gm.statistic, gm.df, gm.df_effect) for gm in study.group_maps.values()})
+    by_kind: dict[str, list[str]] = {}
+    for c in study.contrasts:  # in the folder's contrast order, grouped by statistic and df
+        gm = study.group_maps.get(c.id)
+        if gm is not None:
+            by_kind.setdefault(_statistic_text(gm.statistic, gm.df, gm.df_effect), []).append(c.id)
+    maps = "; ".join(f"{', '.join(cids)} ({kind})" for kind, cids in by_kind.items()) or "none"
     vs = "x".join(f"{v:g}" for v in study.voxel_size)
     lines = [
         f"{study.root}: OK{' (synthetic sample data)' if study.synthetic else ''}",
         f"  participants: {len(study.participant_ids)}"
         + ("" if study.can_refit else " (no participant images: group maps only)"),
-        f"  conditions:   {', '.join(study.condition_ids)}",
+        *([f"  conditions:   {', '.join(study.condition_ids)}"] if study.conditions else []),
         f"  contrasts:    {', '.join(c.id for c in study.contrasts)}",
-        f"  group maps:   {', '.join(sorted(study.group_maps)) or 'none'} ({'; '.join(kinds) or '-'})",
+        f"  group maps:   {maps}",
         f"  grid:         {'x'.join(map(str, study.shape))} voxels of {vs} mm, {study.n_voxels} in the brain mask",
     ]
     if study.tables:
