@@ -687,12 +687,21 @@ def _check_view_defaults(design: dict[str, Any], conditions: tuple[Condition, ..
     only when participants.tsv could be read: a broken one is reported once, above)."""
     if "ViewDefaults" not in design or not conditions:
         return
-    value = design["ViewDefaults"]
-    file = "design.json"
+    check_view_defaults(design["ViewDefaults"], [c.id for c in contrasts], [c.id for c in conditions], participants, problems, "design.json")
+
+
+def check_view_defaults(value: Any, contrast_ids: list[str], condition_ids: list[str], participants: pd.DataFrame | None,
+                        problems: list[Problem], file: str) -> None:
+    """A ``ViewDefaults`` object (design.json's, or a package folder's cue-dashboard.json)
+    names the folder's own contrast, condition, numeric covariate and filter columns."""
     if not isinstance(value, dict):
         problems.append(Problem(file, f"ViewDefaults must be an object, not {json_type(value)}"))
         return
-    known = {"Contrast": [c.id for c in contrasts], "Condition": [c.id for c in conditions]}
+    unknown_keys = sorted(set(value) - {"Contrast", "Condition", "Covariate", "QuickFilters"})
+    if unknown_keys:
+        problems.append(Problem(file, f"ViewDefaults has unknown keys {', '.join(map(shown, unknown_keys))} "
+                                      "(known: Contrast, Condition, Covariate, QuickFilters)"))
+    known = {"Contrast": contrast_ids, "Condition": condition_ids}
     for key, allowed in known.items():
         if key in value and value[key] not in allowed:
             problems.append(Problem(file, f"ViewDefaults {key} {shown(value[key])} is not one of the folder's: {', '.join(map(str, allowed[:8]))}"))

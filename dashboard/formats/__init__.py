@@ -34,6 +34,33 @@ class OpenOptions:
     stat: str | None = None
     df: float | None = None
     first_level_root: Path | None = None
+    view_defaults: Path | None = None  # a JSON file of ViewDefaults (else cue-dashboard.json in the folder)
+
+
+VIEW_FILE = "cue-dashboard.json"  # a package folder's view defaults, written by the user beside SPM.mat or in the .gfeat
+
+
+def with_view_defaults(study: Study, options: OpenOptions) -> Study:
+    """A package folder's study with its view defaults (``--view-defaults FILE``, or
+    ``cue-dashboard.json`` in the folder: ``{"ViewDefaults": {"Contrast": ..., "Condition":
+    ..., "Covariate": ..., "QuickFilters": [...]}}``), checked against the study."""
+    import dataclasses
+
+    from dashboard.results import check_view_defaults, read_json_object
+
+    path = options.view_defaults or (study.root / VIEW_FILE)
+    if not path.exists() and options.view_defaults is None:
+        return study
+    problems: list[Problem] = []
+    content = read_json_object(path, study.root, problems)
+    if content is not None:
+        value = content.get("ViewDefaults", content)
+        conditions = list(study.design_rows.conditions) if study.design_rows is not None else study.condition_ids
+        check_view_defaults(value, [c.id for c in study.contrasts], conditions, study.participants, problems, path.name)
+    if problems:
+        raise StudyError(problems)
+    assert content is not None
+    return dataclasses.replace(study, design={**study.design, "ViewDefaults": content.get("ViewDefaults", content)})
 
 
 def detect_format(root: Path) -> str | None:
@@ -62,11 +89,11 @@ def open_study(root: str | Path, options: OpenOptions | None = None, *, check_da
         raise StudyError([Problem(str(root), "not a directory")])
     kind = detect_format(root)
     if kind == "spm":
-        return spm.load(root, options, check_data=check_data, defer_participant_data=defer_participant_data)
+        return with_view_defaults(spm.load(root, options, check_data=check_data, defer_participant_data=defer_participant_data), options)
     if kind == "fsl":
-        return fsl.load(root, options, check_data=check_data, defer_participant_data=defer_participant_data)
+        return with_view_defaults(fsl.load(root, options, check_data=check_data, defer_participant_data=defer_participant_data), options)
     if kind == "project":
         return load_study(root, check_data=check_data, defer_participant_data=defer_participant_data)
     if kind == "maps":
-        return maps.load(root, options, check_data=check_data)
+        return with_view_defaults(maps.load(root, options, check_data=check_data), options)
     raise StudyError([Problem(str(root), "not a results folder: no SPM.mat, no FEAT cope<N>.feat, no design.json and no statistic maps (*.nii, *.nii.gz)")])

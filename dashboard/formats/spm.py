@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 SPM_MAT = "SPM.mat"
 MASK = "mask.nii"
+MAX_LISTED = 5  # missing design images listed by validate
 
 
 def detect(root: Path) -> bool:
@@ -284,7 +285,10 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
     found = [resolve_scan(p, swd, root, options.first_level_root) for p in written]
     missing = [w for w, f in zip(written, found, strict=True) if f is None]
     notes = [f"images:       {len(written) - len(missing)} of {len(written)} design images (SPM.xY.P) found"
-             + (f"; not found, e.g. {missing[0]} (give --first-level-root DIR); participant features are off" if missing else "")]
+             + ("; participant features are off until they are (give --first-level-root DIR)" if missing else "")]
+    notes += [f"  not found:  {m}" for m in missing[:MAX_LISTED]]
+    if len(missing) > MAX_LISTED:
+        notes.append(f"  ... and {len(missing) - MAX_LISTED} more")
     design_rows = None
     columns: dict[str, Any] = {}
     participants = pd.DataFrame(index=pd.Index([], name="participant_id"))

@@ -117,7 +117,8 @@ def test_sf006_design_images_elsewhere_are_found_by_their_tail(tmp_path, capsys)
     shutil.copytree(FOLDERS / "onesample", folder)
     assert main(["validate", str(folder)]) == 0
     out = capsys.readouterr().out
-    assert "images:       0 of 22 design images (SPM.xY.P) found; not found, e.g. /tmp/cue-nac-study-spm12/firstlevel/sub-01/con_0005.nii,1" in out
+    assert "images:       0 of 22 design images (SPM.xY.P) found; participant features are off until they are" in out
+    assert "    not found:  /tmp/cue-nac-study-spm12/firstlevel/sub-01/con_0005.nii,1" in out and "... and 17 more" in out
     assert "refit:" not in out
     assert main(["validate", str(folder), "--first-level-root", str(FOLDERS)]) == 0
     out = capsys.readouterr().out
@@ -225,3 +226,20 @@ def test_sf013_two_sample_conditions_are_the_groups():
     dr = analysis.study.design_rows
     assert dr.conditions == ("Group_{1}", "Group_{2}")
     assert sorted({c for c in dr.row_conditions}) == [0, 1]
+
+
+def test_sf014_view_defaults_beside_spm_mat_or_on_the_command_line(tmp_path, capsys):
+    from dashboard.app.state import default_state
+
+    root = tmp_path / "study"
+    shutil.copytree(FOLDERS / "onesample_cov", root / "spm")
+    shutil.copytree(FOLDERS / "firstlevel", root / "firstlevel")
+    (root / "spm" / "cue-dashboard.json").write_text(json.dumps({"ViewDefaults": {"Contrast": "2", "Condition": "mean"}}))
+    state = default_state(open_study(root / "spm"))
+    assert state["contrast"] == "2" and state["condition"] == "mean" and state["covariate"] == "cocaine_duration_years"
+    other = tmp_path / "view.json"
+    other.write_text(json.dumps({"Contrast": "9", "Colour": "red"}))
+    assert main(["validate", str(root / "spm"), "--view-defaults", str(other)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "view.json: ViewDefaults has unknown keys 'Colour' (known: Contrast, Condition, Covariate, QuickFilters)",
+        "view.json: ViewDefaults Contrast '9' is not one of the folder's: 1, 2, 3"]
