@@ -44,6 +44,7 @@ class ImageHeader:
     dtype: np.dtype
     data_bytes: int  # voxel data the header announces
     unscaled_integers: bool  # integer data with scl_slope 0: stored raw, no scaling
+    n_volumes: int = 1  # volumes of a 4D file read with read_header(volumes=True)
 
 
 def load_nifti(path: Path | str, *, mmap: bool = True) -> nib.Nifti1Image:
@@ -70,7 +71,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def read_header(path: Path) -> ImageHeader:
+def read_header(path: Path, *, volumes: bool = False) -> ImageHeader:
     """Open ``path``'s header and check it; reads no voxel data.
 
     Raises :class:`ImageError` when the file is not a regular file, not NIfTI, not
@@ -92,15 +93,18 @@ def read_header(path: Path) -> ImageHeader:
     if dtype.kind not in "biuf" or dtype.fields is not None:
         raise ImageError(f"data type {dtype} is not a real number type")
     shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
+    if len(shape) == 4 and (shape[3] == 1 or volumes):
+        n_volumes = shape[3]
         shape = shape[:3]
-    if len(shape) != 3:
+    elif len(shape) != 3:
         raise ImageError(f"expected a 3D image, got shape {shape}")
-    n_voxels = math.prod(shape)
+    else:
+        n_volumes = 1
+    n_voxels = math.prod(shape) * n_volumes
     data_bytes = n_voxels * dtype.itemsize
     if n_voxels > MAX_VOXELS:
         raise ImageError(
-            f"header claims {'x'.join(map(str, shape))} = {n_voxels} voxels ({_size(data_bytes)}), "
+            f"header claims {'x'.join(map(str, (*shape, n_volumes) if n_volumes > 1 else shape))} = {n_voxels} voxels ({_size(data_bytes)}), "
             f"more than a 3D brain image has (at most {MAX_VOXELS}); not read"
         )
     offset = int(header.get_data_offset())
@@ -121,7 +125,7 @@ def read_header(path: Path) -> ImageHeader:
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise ImageError("the voxel-to-world affine is not finite and invertible (zero or NaN voxel size?)")
     unscaled = dtype.kind in "iu" and _raw_slope(path, type(header)) == 0.0
-    return ImageHeader(shape, affine, dtype, data_bytes, unscaled)
+    return ImageHeader(shape, affine, dtype, data_bytes, unscaled, n_volumes)
 
 
 def _raw_slope(path: Path, header_class: type[nib.Nifti1Header]) -> float:
@@ -148,3 +152,15 @@ def read_volume(path: Path, header: ImageHeader | None = None) -> np.ndarray:
             raise ImageError(f"truncated or corrupt image data ({text})") from None
         raise ImageError(f"cannot read image data ({type(exc).__name__}: {text})") from None
     return data.reshape(header.shape)
+
+
+def read_volumes(path: Path) -> np.ndarray:
+    """Every volume of a 4D image (``(x, y, z, n)`` float32), after the checks of
+    :func:`read_header` on the whole file (e.g. FSL's ``filtered_func_data``)."""
+    header = read_header(path, volumes=True)
+    img = load_nifti(path)
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - reported as this file's problem
+        raise ImageError(f"truncated or corrupt image data ({_first_line(exc)})") from None
+    return data.reshape((*header.shape, header.n_volumes))

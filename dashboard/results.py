@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dashboard.nifti import ImageError, ImageHeader, load_nifti, read_header, read_volume
+from dashboard.nifti import ImageError, ImageHeader, load_nifti, read_header, read_volume, read_volumes
 
 __all__ = ["Problem", "Study", "StudyError", "group_map_name", "load_nifti", "load_study", "participant_image_name"]
 
@@ -144,6 +144,7 @@ class DesignRows:
     contrasts: dict[str, np.ndarray]
     conditions: tuple[str, ...] = ()  # the design's condition columns (0/1 indicators, no subject columns)
     row_conditions: tuple[int | None, ...] = ()  # each row's condition (index into conditions), None if none
+    volumes: tuple[int, ...] = ()  # with one 4D file for every row (FSL's filtered_func_data): each row's volume
 
 
 @dataclass
@@ -203,6 +204,15 @@ class Study:
         (read once, then kept)."""
         if self.design_rows is None:
             raise StudyError([Problem(str(self.root), "this folder has no design with input images")])
+        if "__design__" not in self._group_cache and self.design_rows.volumes:
+            path = self.design_rows.paths[0]
+            try:
+                data = read_volumes(path)
+            except ImageError as exc:
+                raise StudyError([Problem(relative_name(path, self.root), str(exc))]) from None
+            if data.shape[:3] != self.shape:
+                raise StudyError([Problem(relative_name(path, self.root), f"grid {data.shape[:3]} differs from the study grid {self.shape}")])
+            self._group_cache["__design__"] = np.stack([data[..., v][self.mask] for v in self.design_rows.volumes]).astype(np.float32)
         if "__design__" not in self._group_cache:
             rows = np.empty((len(self.design_rows.paths), self.n_voxels), np.float32)
             for i, path in enumerate(self.design_rows.paths):

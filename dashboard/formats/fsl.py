@@ -10,7 +10,10 @@ the resel counts of the cope's ``mask.nii.gz`` at that FWHM.  The table uses SPM
 listing rules (maxima, distances, FDR) on FSL's Z map; the reader says so in its notes.
 Without ``stats/smoothness`` the table has no RFT columns.
 
-Participant values (``filtered_func_data``: the lower-level copes) are not read yet.
+With a single cope, its lower-level copes (``filtered_func_data``, one volume per row of
+``design.mat``) are the participants' values: a participant subset refits ``design.mat``'s
+rows by ordinary least squares (a T map; FEAT's FLAME would weigh them differently), and
+``regress`` uses them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 from dashboard.nifti import ImageError, ImageHeader, read_header, read_volume
 from dashboard.results import (
     Contrast,
+    DesignRows,
     GroupMap,
     Problem,
     Study,
@@ -107,6 +111,56 @@ def smoothness_from_fsl(path: Path, mask: np.ndarray, root: Path, problems: list
     return {"FWHMVoxels": [fwhm] * 3, "Resels": list(rft.resel_counts(mask, (fwhm, fwhm, fwhm))), "SearchVolumeVoxels": volume}
 
 
+def read_fsl_matrix(path: Path, root: Path, problems: list[Problem]) -> np.ndarray | None:
+    """The numbers after ``/Matrix`` of an FSL design file (design.mat, design.con), rows x columns."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(Problem(relative_name(path, root), f"cannot be read as text ({type(exc).__name__})"))
+        return None
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip().startswith("/Matrix")) + 1
+        rows = [[float(v) for v in line.split()] for line in lines[start:] if line.strip()]
+        matrix = np.array(rows, dtype=float)
+    except (StopIteration, ValueError):
+        problems.append(Problem(relative_name(path, root), "has no /Matrix of numbers"))
+        return None
+    if matrix.ndim != 2 or not matrix.size or not np.isfinite(matrix).all():
+        problems.append(Problem(relative_name(path, root), "its /Matrix is not a rectangular table of finite numbers"))
+        return None
+    return matrix
+
+
+def _design_rows(feat: Path, contrast_ids: dict[int, str], root: Path, problems: list[Problem]) -> DesignRows | None:
+    """The higher-level design of one cope feat: ``design.mat`` rows, the lower-level copes
+    of ``filtered_func_data`` (one volume per row; FSL keeps no participant ids, so
+    participants are named ``input <i>``) and ``design.con`` contrasts."""
+    data, mat, con = feat / "filtered_func_data.nii.gz", feat / "design.mat", feat / "design.con"
+    if not (data.is_file() and mat.is_file() and con.is_file()):
+        return None
+    x = read_fsl_matrix(mat, root, problems)
+    c = read_fsl_matrix(con, root, problems)
+    if x is None or c is None:
+        return None
+    try:
+        n_volumes = read_header(data, volumes=True).n_volumes
+    except ImageError as exc:
+        problems.append(Problem(relative_name(data, root), str(exc)))
+        return None
+    if n_volumes != x.shape[0] or c.shape[1] != x.shape[1]:
+        problems.append(Problem(relative_name(feat, root), f"design.mat has {x.shape[0]} rows and {x.shape[1]} EVs, "
+                                                           f"filtered_func_data {n_volumes} volumes, design.con {c.shape[1]} columns"))
+        return None
+    width = len(str(x.shape[0]))
+    ids = tuple(f"input {i + 1:0{width}d}" for i in range(x.shape[0]))
+    columns = tuple(f"EV{j + 1}" for j in range(x.shape[1]))
+    conditions = tuple(columns[j] for j in range(x.shape[1]) if np.isin(x[:, j], (0.0, 1.0)).all() and x[:, j].any())
+    row_conditions = tuple(next((k for k, name in enumerate(conditions) if x[i, columns.index(name)] == 1), None) for i in range(x.shape[0]))
+    return DesignRows(paths=(data,), participants=ids, x=x, columns=columns,
+                      contrasts={cid: c[number - 1] for number, cid in contrast_ids.items() if number <= c.shape[0]},
+                      conditions=conditions, row_conditions=row_conditions, volumes=tuple(range(x.shape[0])))
+
+
 def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
     """Read an FSL group FEAT folder; :class:`StudyError` with every problem found."""
     del options, defer_participant_data
@@ -140,6 +194,16 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
             group_maps[cid] = GroupMap(contrast=cid, path=path, statistic="Z", df=math.inf, model=None,
                                        description=f"FSL FEAT cope {cope}, contrast {number}: {name} (Z)", weights={},
                                        smoothness=smoothness)
+    design_rows = None
+    participants = pd.DataFrame(index=pd.Index([], name="participant_id"))
+    if len(feats) == 1:  # one cope: its design and inputs are the study's (several copes each have their own)
+        cope, feat = feats[0]
+        numbers = {int(cid.split("zstat")[1]): cid for cid in group_maps}
+        design_rows = _design_rows(feat, numbers, root, problems)
+        if design_rows is not None:
+            participants = pd.DataFrame(index=pd.Index(list(design_rows.participants), name="participant_id"))
+            notes.append(f"participants: {len(participants)} lower-level inputs (filtered_func_data); a subset is refitted "
+                         "by ordinary least squares (T), whatever FEAT's own estimation (e.g. FLAME) was")
     headers: dict[Path, ImageHeader] = {}
     for path in [gm.path for gm in group_maps.values()] + [mask_path]:
         try:
@@ -159,7 +223,7 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
         design={},
         conditions=(),
         contrasts=tuple(contrasts),
-        participants=pd.DataFrame(index=pd.Index([], name="participant_id")),
+        participants=participants,
         participant_columns={},
         group_maps=group_maps,
         image_paths={},
@@ -167,4 +231,5 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
         affine=np.asarray(grid[1]),
         mask_path=mask_path,
         notes=tuple(notes),
+        design_rows=design_rows,
     )

@@ -63,3 +63,25 @@ def test_fs003_broken_or_missing_smoothness(tmp_path, capsys):
     (folder / "cope1.feat" / "mask.nii.gz").unlink()
     with pytest.raises(StudyError, match=r"cope1\.feat/mask\.nii\.gz: missing"):
         open_study(folder)
+
+
+def test_fs004_a_subset_refits_the_lower_level_copes():
+    """filtered_func_data's volumes are the participants ('input 01'..); a subset refits
+    design.mat's rows by OLS: the one-sample T of those inputs (scipy)."""
+    import nibabel as nib
+    import numpy as np
+    from scipy import stats
+
+    analysis = Analysis(open_study(GFEAT))
+    ids = analysis.study.participant_ids
+    assert ids[0] == "input 01" and len(ids) == 22
+    keep = tuple(p for i, p in enumerate(ids) if i not in (3, 16))
+    values, df = analysis.t_map("cope1zstat1", participants=keep)
+    data = np.asarray(nib.load(str(GFEAT / "cope1.feat" / "filtered_func_data.nii.gz")).dataobj, dtype=np.float64)
+    mask = analysis.study.mask
+    chosen = [i for i in range(22) if i not in (3, 16)]
+    expected = stats.ttest_1samp(np.stack([data[..., i][mask] for i in chosen]), 0.0).statistic
+    assert df == 19
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-6)
+    assert analysis.map_field("cope1zstat1", "cells", keep, df) == rft.Field("T", 1.0, 19.0)
+    assert analysis.map_field("cope1zstat1", "cells", None, math.inf).stat == "Z"  # everyone: FEAT's own z map
