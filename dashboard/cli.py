@@ -88,8 +88,9 @@ def summarize(study: Study) -> str:
 def _open_options(args: argparse.Namespace) -> OpenOptions:
     root = getattr(args, "first_level_root", None)
     view = getattr(args, "view_defaults", None)
+    table = getattr(args, "participants_table", None)
     return OpenOptions(stat=getattr(args, "stat", None), df=getattr(args, "df", None), first_level_root=Path(root) if root else None,
-                       view_defaults=Path(view) if view else None)
+                       view_defaults=Path(view) if view else None, participants_table=Path(table) if table else None)
 
 
 def _format_options(p: argparse.ArgumentParser) -> None:
@@ -97,6 +98,8 @@ def _format_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stat", choices=["t", "z"], default=None, help="statistic of plain maps without a sidecar or a telling name")
     p.add_argument("--df", type=float, default=None, help="error df of plain T maps without a sidecar")
     p.add_argument("--first-level-root", default=None, help="where to look for an SPM design's input images (SPM.xY.P) by their path's tail")
+    p.add_argument("--participants-table", default=None, help="participants TSV for an SPM design, matched by participant_id or, "
+                                                              "without that column, by order (default: participants.tsv beside SPM.mat)")
     p.add_argument("--view-defaults", default=None, help="JSON of ViewDefaults (first contrast, condition, covariate, quick filters) "
                                                          "for an SPM, FSL or plain-maps folder (default: cue-dashboard.json in it)")
 

@@ -35,6 +35,7 @@ class OpenOptions:
     df: float | None = None
     first_level_root: Path | None = None
     view_defaults: Path | None = None  # a JSON file of ViewDefaults (else cue-dashboard.json in the folder)
+    participants_table: Path | None = None  # a participants TSV for an SPM design (else participants.tsv beside SPM.mat)
 
 
 VIEW_FILE = "cue-dashboard.json"  # a package folder's view defaults, written by the user beside SPM.mat or in the .gfeat

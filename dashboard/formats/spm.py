@@ -201,15 +201,45 @@ def _participants_table(spm: Any, ids: list[str]) -> pd.DataFrame:
     return table
 
 
-def _add_participants_tsv(root: Path, table: pd.DataFrame, problems: list[Problem]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """A ``participants.tsv`` (+ .json) beside SPM.mat adds its columns, matched by
-    participant id (the project's reader and checks); the design's covariates win a
-    name clash.  Ids of the table that are not in the design are reported."""
-    from dashboard.results import read_participants
+def _add_participants_tsv(root: Path, table: pd.DataFrame, problems: list[Problem],
+                          given: Path | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """A participants table adds its columns: ``given`` (``--participants-table``) or a
+    ``participants.tsv`` (+ .json) beside SPM.mat.  Rows are matched by ``participant_id``
+    (the project's reader and checks), or, in a table without that column and with one row
+    per participant, by order (the order of the participants' first images in SPM.xY.P).
+    The design's covariates win a name clash; ids not in the design are reported."""
+    from dashboard.results import read_participants, read_tsv
 
-    if not (root / "participants.tsv").exists():
+    path = given or root / "participants.tsv"
+    if not path.exists():
+        if given is not None:
+            problems.append(Problem(str(given), "missing"))
         return {}, table
-    extra, columns, _ = read_participants(root, problems)
+    folder = path.parent
+    header = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+    if header and "participant_id" not in header[0].split("\t"):
+        by_order = read_tsv(path, folder, problems, dtype=str)
+        if by_order is None:
+            return {}, table
+        if len(by_order) != len(table):
+            problems.append(Problem(path.name, f"has no participant_id column and {len(by_order)} rows for the design's {len(table)} "
+                                               "participants: rows can be matched neither by id nor by order"))
+            return {}, table
+        by_order.index = table.index
+        extra: pd.DataFrame | None = by_order.copy()
+        for col in by_order.columns:  # numbers where a column holds only numbers (and n/a)
+            numbers = pd.to_numeric(by_order[col], errors="coerce")
+            if numbers.notna().sum() == by_order[col].notna().sum():
+                extra[col] = numbers  # type: ignore[index]
+        columns: dict[str, Any] = {}
+    else:
+        if folder != root:
+            problems_before = len(problems)
+            extra, columns, _ = _read_participants_at(path, problems)
+            if len(problems) > problems_before:
+                return {}, table
+        else:
+            extra, columns, _ = read_participants(root, problems)
     if extra is None:
         return {}, table
     unknown = sorted(set(extra.index) - set(table.index))
@@ -217,6 +247,25 @@ def _add_participants_tsv(root: Path, table: pd.DataFrame, problems: list[Proble
         problems.append(Problem("participants.tsv", f"{len(unknown)} participant(s) not in the design's images, e.g. {unknown[0]}"))
     merged = table.join(extra[[c for c in extra.columns if c not in table.columns]], how="left")
     return columns, merged
+
+
+def _read_participants_at(path: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any], bool]:
+    """The project's participants reader on a table that is not named participants.tsv
+    in the folder (it reads ``<dir>/participants.tsv``): through a link in a scratch folder."""
+    import shutil
+    import tempfile
+
+    from dashboard.results import read_participants
+
+    with tempfile.TemporaryDirectory(prefix="cue-participants-") as scratch:
+        shutil.copy(path, Path(scratch) / "participants.tsv")
+        side = path.with_suffix(".json")
+        if side.exists():
+            shutil.copy(side, Path(scratch) / "participants.json")
+        found: list[Problem] = []
+        out = read_participants(Path(scratch), found)
+    problems.extend(Problem(str(path) if p.file == "participants.tsv" else p.file, p.message) for p in found)
+    return out
 
 
 def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
@@ -301,7 +350,7 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
                                  contrasts={str(i): _weight_array(con.c, len(names), con.STAT) for i, con in enumerate(xcon, start=1)
                                             if str(i) in group_maps})
         participants = _participants_table(spm, ids)
-        columns, participants = _add_participants_tsv(root, participants, problems)
+        columns, participants = _add_participants_tsv(root, participants, problems, options.participants_table)
         notes.append(f"participants: {len(participants)} ({'from the image paths' if ids[0].startswith('sub-') else 'from the design'})"
                      + (f"; covariates {', '.join(participants.columns)}" if len(participants.columns) else ""))
     if check_data and not defer_participant_data and not missing and not problems and written:

@@ -14,7 +14,7 @@ from scipy import stats
 
 from dashboard.analysis import Analysis, Threshold
 from dashboard.cli import main
-from dashboard.formats import detect_format, open_study
+from dashboard.formats import OpenOptions, detect_format, open_study
 from dashboard.results import StudyError
 from dashboard.stats import rft
 from tests.spm_compare import assert_matches_spm
@@ -243,3 +243,22 @@ def test_sf014_view_defaults_beside_spm_mat_or_on_the_command_line(tmp_path, cap
     assert capsys.readouterr().err.splitlines() == [
         "view.json: ViewDefaults has unknown keys 'Colour' (known: Contrast, Condition, Covariate, QuickFilters)",
         "view.json: ViewDefaults Contrast '9' is not one of the folder's: 1, 2, 3"]
+
+
+def test_sf015_participants_table_by_order_or_by_flag(tmp_path, capsys):
+    root = tmp_path / "study"
+    shutil.copytree(FOLDERS / "onesample", root / "spm")
+    shutil.copytree(FOLDERS / "firstlevel", root / "firstlevel")
+    import pandas as pd
+
+    full = pd.read_csv(FOLDERS / "firstlevel" / "participants.tsv", sep="\t", dtype=str, keep_default_na=False)
+    by_order = root / "by_order.tsv"
+    full.drop(columns="participant_id")[["age", "sex"]].to_csv(by_order, sep="\t", index=False)
+    study = open_study(root / "spm", OpenOptions(participants_table=by_order))
+    assert study.participants.loc["sub-03", "sex"] == "F" and study.participants["age"].dtype.kind == "f"  # matched by order
+    full.iloc[:5].to_csv(root / "short.tsv", sep="\t", index=False)  # by id: five rows is fine
+    assert "age" in open_study(root / "spm", OpenOptions(participants_table=root / "short.tsv")).participants.columns
+    full[["age"]].iloc[:5].to_csv(root / "short_no_id.tsv", sep="\t", index=False)
+    assert main(["validate", str(root / "spm"), "--participants-table", str(root / "short_no_id.tsv")]) == 2
+    assert capsys.readouterr().err == ("short_no_id.tsv: has no participant_id column and 5 rows for the design's 22 participants: "
+                                       "rows can be matched neither by id nor by order\n")
