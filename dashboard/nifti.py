@@ -107,7 +107,9 @@ def read_header(path: Path, *, volumes: bool = False) -> ImageHeader:
             f"header claims {'x'.join(map(str, (*shape, n_volumes) if n_volumes > 1 else shape))} = {n_voxels} voxels ({_size(data_bytes)}), "
             f"more than a 3D brain image has (at most {MAX_VOXELS}); not read"
         )
-    offset = int(header.get_data_offset())
+    # a single-file NIfTI's data start after its header even when vox_offset says 0 (as
+    # SPM12 under Octave writes it); nibabel reads from there
+    offset = max(int(header.get_data_offset()), int(getattr(header, "single_vox_offset", 0)) if not path.name.endswith(".hdr") else 0)
     file_bytes = os.path.getsize(path)
     if path.name.endswith(".gz"):
         most = file_bytes * GZIP_MAX_RATIO + GZIP_SLACK_BYTES

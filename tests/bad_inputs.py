@@ -312,6 +312,49 @@ CASES: dict[str, Case] = {
         "tables/literature_peaks.tsv: is not UTF-8 text (byte 0xe9 on line 9); save it as UTF-8"),
 }
 
+# The other kinds of folder, each broken one way: name -> (source folder, build, expected line)
+SPM_SOURCE = REPO / "tests" / "data" / "spm_folders" / "onesample"
+FSL_SOURCE = REPO / "tests" / "data" / "fsl" / "group.gfeat"
+MAPS_SOURCE = SAMPLE / "group"  # a folder of T maps with sidecars and a mask
+SPMT = "spmT_0001.nii"
+ZSTAT = "cope1.feat/stats/zstat1.nii.gz"
+MAP_SIDE = "task-cue_contrast-placebo_stat-t_statmap.json"
+
+
+def _truncate_raw(path: Path) -> None:
+    replace_bytes(path, path.read_bytes()[:4000])
+
+
+FORMAT_CASES: dict[str, tuple[Path, Callable[[Path], None], str]] = {
+    "spm_mat_v73": (SPM_SOURCE, lambda r: replace_bytes(r / "SPM.mat", b"MATLAB 7.3 MAT-file, Platform: GLNXA64" + b"\0" * 200),
+                    "SPM.mat: is a MATLAB v7.3 (HDF5) file, which is not read; re-save it in MATLAB with load('SPM.mat'); "
+                    "save('SPM.mat', 'SPM', '-v7')"),
+    "spm_mat_truncated": (SPM_SOURCE, lambda r: replace_bytes(r / "SPM.mat", (r / "SPM.mat").read_bytes()[:3000]),
+                          "SPM.mat: cannot be read as a MATLAB file (could not read bytes)"),
+    "spm_spmt_missing": (SPM_SOURCE, lambda r: (r / SPMT).unlink(),
+                         f"{SPMT}: missing: the image of contrast 1 ('cocaine > neutral, placebo') in SPM.xCon"),
+    "spm_mask_missing": (SPM_SOURCE, lambda r: (r / "mask.nii").unlink(), "mask.nii: missing: SPM writes the analysis mask beside SPM.mat"),
+    "spm_spmt_garbage": (SPM_SOURCE, lambda r: replace_bytes(r / SPMT, b"not an image" * 100),
+                         f'{SPMT}: not a readable NIfTI image (Cannot work out file type of "{SPMT}")'),
+    "spm_spmt_truncated": (SPM_SOURCE, lambda r: _truncate_raw(r / SPMT),
+                           f"{SPMT}: truncated: the header claims 31.3 kB of voxel data from byte 352, the file has 4.0 kB"),
+    "spm_spmt_other_grid": (SPM_SOURCE, lambda r: rewrite_image(r / SPMT, lambda d, a: (d[:-1], a)),
+                            f"{SPMT}: grid (16, 23, 20) differs from the study grid (17, 23, 20) of 2 other images"),
+    "fsl_smoothness_garbled": (FSL_SOURCE, lambda r: replace_text(r / "cope1.feat/stats/smoothness", "DLH x\nVOLUME\n"),
+                               "cope1.feat/stats/smoothness: needs RESELS and VOLUME lines (as FSL's smoothest writes them)"),
+    "fsl_zstat_truncated": (FSL_SOURCE, lambda r: replace_bytes(r / ZSTAT, (r / ZSTAT).read_bytes()[:200]),
+                            f'{ZSTAT}: not a readable NIfTI image (Cannot work out file type of "zstat1.nii.gz")'),
+    "fsl_design_mat_not_numbers": (FSL_SOURCE, lambda r: replace_text(r / "cope1.feat/design.mat", "/NumWaves 1\n/Matrix\none\n"),
+                                   "cope1.feat/design.mat: has no /Matrix of numbers"),
+    "maps_sidecar_not_json": (MAPS_SOURCE, lambda r: replace_text(r / MAP_SIDE, "{"),
+                              f"{MAP_SIDE}: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+    "maps_t_without_df": (MAPS_SOURCE, lambda r: edit_json(r / MAP_SIDE, lambda d: d.pop("DegreesOfFreedom")),
+                          "task-cue_contrast-placebo_stat-t_statmap.nii.gz: a T map needs its error df (no df): "
+                          "add DegreesOfFreedom to a sidecar or pass --df N"),
+    "maps_unknown_statistic": (MAPS_SOURCE, lambda r: edit_json(r / MAP_SIDE, lambda d: d.update(StatisticType="X")),
+                               "task-cue_contrast-placebo_stat-t_statmap.nii.gz: StatisticType must be \"T\", \"Z\" or \"F\", got 'X'"),
+}
+
 # Broken in a way that must still load: (build function, what must hold afterwards)
 LOADS: dict[str, Callable[[Path], None]] = {
     # the gzip stream holds 1 GB of zeros after a valid image: only the claimed bytes are read
@@ -328,8 +371,12 @@ def _set_field(header_line: str, line: str, column: str, value: str) -> str:
 
 
 def build_case(name: str, out: Path, source: Path = SAMPLE) -> Path:
-    """The folder of case ``name`` at ``out`` (created), built from ``source``."""
-    build = CASES[name][0] if name in CASES else LOADS[name]
+    """The folder of case ``name`` at ``out`` (created), built from ``source`` (a case of
+    another kind of folder brings its own source)."""
+    if name in FORMAT_CASES:
+        source, build, _ = FORMAT_CASES[name]
+    else:
+        build = CASES[name][0] if name in CASES else LOADS[name]
     link_farm(source, out)
     build(out)
     return out
@@ -341,9 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m tests.bad_inputs OUT_DIR", file=sys.stderr)
         return 2
     out = Path(args[0])
-    for name in [*CASES, *LOADS]:
+    for name in [*CASES, *LOADS, *FORMAT_CASES]:
         build_case(name, out / name)
-    print(f"{len(CASES) + len(LOADS)} folders in {out}")
+    print(f"{len(CASES) + len(LOADS) + len(FORMAT_CASES)} folders in {out}")
     return 0
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from dashboard.cli import main
 from dashboard.results import StudyError, load_study
-from tests.bad_inputs import CASES, LOADS, SAMPLE, build_case
+from tests.bad_inputs import CASES, FORMAT_CASES, LOADS, SAMPLE, build_case
 
 # cases whose problem lies in participant-image voxel data, which the app checks on
 # first read (load_study(defer_participant_data=True)) rather than at start-up
@@ -116,7 +116,7 @@ def test_bi005_corpus_script_writes_every_case(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tests.bad_inputs", str(tmp_path)], capture_output=True, text=True,
                           cwd=SAMPLE.parent, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*CASES, *LOADS])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*CASES, *LOADS, *FORMAT_CASES])
 
 
 @pytest.mark.parametrize("case", ["design_weights_string", "participants_bad_id", "image_complex", "image_truncated", "mask_other_grid",
@@ -145,3 +145,17 @@ def test_bi007_bad_command_line_values_are_one_line(tmp_path, capsys):
     ):
         assert main(["clusters", str(SAMPLE), "--contrast", "interaction", *args]) == 2
         assert capsys.readouterr().err == message + "\n"
+
+
+@pytest.mark.parametrize("case", list(FORMAT_CASES))
+def test_bi008_other_kinds_of_folder_are_one_line_too(case, tmp_path, capsys):
+    """SPM12, FSL and plain-map folders, each broken one way (built from the committed
+    fixtures and the sample's group maps): the same treatment as the project's format."""
+    source, _, expected = FORMAT_CASES[case]
+    source_before = _snapshot(source)
+    root = build_case(case, tmp_path / case)
+    before = _snapshot(root)
+    assert main(["validate", str(root)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == expected + "\n"
+    assert _snapshot(root) == before and _snapshot(source) == source_before
