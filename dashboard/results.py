@@ -518,6 +518,50 @@ def check_image_data(path: Path, header: ImageHeader, root: Path, problems: list
     return data
 
 
+def check_group_images(paths: list[Path], mask_path: Path | None, root: Path, problems: list[Problem], *,
+                       check_data: bool) -> tuple[tuple[int, int, int], np.ndarray] | None:
+    """An analysis package's group maps and mask (SPM, FSL, plain maps): every header
+    (type, size, grid), then with ``check_data`` every image's voxel data once; the
+    study grid, or None when no header could be read."""
+    headers: dict[Path, ImageHeader] = {}
+    for path in [*paths, *([mask_path] if mask_path is not None else [])]:
+        try:
+            headers[path] = read_header(path)
+        except ImageError as exc:
+            problems.append(Problem(relative_name(path, root), str(exc)))
+    grid = check_grids(headers, root, problems)
+    if check_data:
+        for path in list(headers):
+            data = check_image_data(path, headers[path], root, problems)
+            if data is not None and path == mask_path and not (data > 0).any():
+                problems.append(Problem(relative_name(path, root), "the brain mask has no voxels > 0"))
+    return grid
+
+
+def package_study(root: Path, source: str, contrasts: list[Contrast], group_maps: dict[str, GroupMap],
+                  grid: tuple[tuple[int, int, int], np.ndarray], mask_path: Path | None, *, participants: pd.DataFrame | None = None,
+                  columns: dict[str, Any] | None = None, notes: list[str] | tuple[str, ...] = (), design_rows: DesignRows | None = None,
+                  design: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Study:
+    """The :class:`Study` of an analysis package's folder: group maps (no conditions of the
+    project's layout), named after the folder, its format in ``SourceFormat``."""
+    return Study(
+        root=root,
+        description={"Name": root.name, "DatasetType": "derivative", "SourceFormat": source, **(extra or {})},
+        design=design or {},
+        conditions=(),
+        contrasts=tuple(contrasts),
+        participants=participants if participants is not None else pd.DataFrame(index=pd.Index([], name="participant_id")),
+        participant_columns=columns or {},
+        group_maps=group_maps,
+        image_paths={},
+        shape=grid[0],
+        affine=np.asarray(grid[1]),
+        mask_path=mask_path,
+        notes=tuple(notes),
+        design_rows=design_rows,
+    )
+
+
 # ----------------------------------------------------------------------------------
 # loading
 # ----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dashboard.nifti import ImageError, ImageHeader, read_header, read_volume
+from dashboard.nifti import ImageError, read_header, read_volume
 from dashboard.results import (
     Contrast,
     DesignRows,
@@ -34,8 +34,8 @@ from dashboard.results import (
     Problem,
     Study,
     StudyError,
-    check_grids,
-    check_image_data,
+    check_group_images,
+    package_study,
     relative_name,
 )
 
@@ -204,32 +204,9 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
             participants = pd.DataFrame(index=pd.Index(list(design_rows.participants), name="participant_id"))
             notes.append(f"participants: {len(participants)} lower-level inputs (filtered_func_data); a subset is refitted "
                          "by ordinary least squares (T), whatever FEAT's own estimation (e.g. FLAME) was")
-    headers: dict[Path, ImageHeader] = {}
-    for path in [gm.path for gm in group_maps.values()] + [mask_path]:
-        try:
-            headers[path] = read_header(path)
-        except ImageError as exc:
-            problems.append(Problem(relative_name(path, root), str(exc)))
-    grid = check_grids(headers, root, problems)
-    if check_data:
-        for path in list(headers):
-            check_image_data(path, headers[path], root, problems)
+    grid = check_group_images([gm.path for gm in group_maps.values()], mask_path, root, problems, check_data=check_data)
     if problems:
         raise StudyError(problems)
     assert grid is not None
-    return Study(
-        root=root,
-        description={"Name": root.name, "DatasetType": "derivative", "SourceFormat": "FSL group FEAT"},
-        design={},
-        conditions=(),
-        contrasts=tuple(contrasts),
-        participants=participants,
-        participant_columns={},
-        group_maps=group_maps,
-        image_paths={},
-        shape=grid[0],
-        affine=np.asarray(grid[1]),
-        mask_path=mask_path,
-        notes=tuple(notes),
-        design_rows=design_rows,
-    )
+    return package_study(root, "FSL group FEAT", contrasts, group_maps, grid, mask_path, participants=participants, notes=notes,
+                         design_rows=design_rows)

@@ -25,19 +25,15 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from dashboard.nifti import ImageError, ImageHeader, read_header
 from dashboard.results import (
     Contrast,
     GroupMap,
     Problem,
     Study,
     StudyError,
-    check_grids,
-    check_image_data,
+    check_group_images,
     finite_number,
+    package_study,
     read_json_object,
     shown,
     sidecar_path,
@@ -137,7 +133,6 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True) -> Study:
     mask_path = masks[0] if masks else None
     group_maps: dict[str, GroupMap] = {}
     contrasts: list[Contrast] = []
-    headers: dict[Path, ImageHeader] = {}
     for path in files:
         if path in masks:
             continue
@@ -161,33 +156,10 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True) -> Study:
         group_maps[cid] = GroupMap(contrast=cid, path=path, statistic=stat, df=df, model=None, description=label,
                                    weights={}, smoothness=smoothness, df_effect=df_effect)
         contrasts.append(Contrast(id=cid, label=label, weights={}))
-    for path in [gm.path for gm in group_maps.values()] + ([mask_path] if mask_path else []):
-        try:
-            headers[path] = read_header(path)
-        except ImageError as exc:
-            problems.append(Problem(path.name, str(exc)))
-    grid = check_grids(headers, root, problems)
-    if check_data:
-        for path in list(headers):
-            data = check_image_data(path, headers[path], root, problems)
-            if data is not None and path == mask_path and not (data > 0).any():
-                problems.append(Problem(path.name, "the brain mask has no voxels > 0"))
+    grid = check_group_images([gm.path for gm in group_maps.values()], mask_path, root, problems, check_data=check_data)
     if not group_maps and not problems:
         problems.append(Problem(str(root), "no statistic maps besides the mask"))
     if problems:
         raise StudyError(problems)
     assert grid is not None
-    return Study(
-        root=root,
-        description={"Name": root.name, "DatasetType": "derivative", "SourceFormat": "statistic maps"},
-        design={},
-        conditions=(),
-        contrasts=tuple(contrasts),
-        participants=pd.DataFrame(index=pd.Index([], name="participant_id")),
-        participant_columns={},
-        group_maps=group_maps,
-        image_paths={},
-        shape=grid[0],
-        affine=np.asarray(grid[1]),
-        mask_path=mask_path,
-    )
+    return package_study(root, "statistic maps", contrasts, group_maps, grid, mask_path)

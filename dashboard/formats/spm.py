@@ -30,8 +30,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dashboard.nifti import ImageError, ImageHeader, read_header, read_volume
-from dashboard.results import Contrast, DesignRows, GroupMap, Problem, Study, StudyError, check_grids, check_image_data
+from dashboard.nifti import ImageError, read_volume
+from dashboard.results import (
+    Contrast,
+    DesignRows,
+    GroupMap,
+    Problem,
+    Study,
+    StudyError,
+    check_group_images,
+    package_study,
+)
 
 if TYPE_CHECKING:
     from dashboard.formats import OpenOptions
@@ -314,21 +323,15 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
     mask_path = root / MASK
     if not mask_path.is_file():
         problems.append(Problem(MASK, "missing: SPM writes the analysis mask beside SPM.mat"))
-    headers: dict[Path, ImageHeader] = {}
-    for path in [gm.path for gm in group_maps.values()] + ([mask_path] if mask_path.is_file() else []):
-        try:
-            headers[path] = read_header(path)
-        except ImageError as exc:
-            problems.append(Problem(path.name, str(exc)))
-    grid = check_grids(headers, root, problems)
+    grid = check_group_images([gm.path for gm in group_maps.values()], mask_path if mask_path.is_file() else None, root, problems,
+                              check_data=check_data)
     dim = tuple(int(v) for v in np.atleast_1d(getattr(xvol, "DIM", [])))
     if grid is not None and dim and dim != grid[0]:
         problems.append(Problem(SPM_MAT, f"SPM.xVol.DIM {dim} differs from the images' grid {grid[0]}"))
-    if check_data:
-        for path in list(headers):
-            data = check_image_data(path, headers[path], root, problems)
-            if data is not None and path == mask_path and int((data > 0).sum()) != smoothness["SearchVolumeVoxels"]:
-                problems.append(Problem(MASK, f"has {int((data > 0).sum())} voxels > 0, SPM.xVol.S says {smoothness['SearchVolumeVoxels']}"))
+    if check_data and grid is not None and not problems:  # the search volume SPM used is the mask's
+        in_mask = int((read_volume(mask_path) > 0).sum())
+        if in_mask != smoothness["SearchVolumeVoxels"]:
+            problems.append(Problem(MASK, f"has {in_mask} voxels > 0, SPM.xVol.S says {smoothness['SearchVolumeVoxels']}"))
     written = _strings(getattr(getattr(spm, "xY", None), "P", []))
     swd = str(getattr(spm, "swd", ""))
     found = [resolve_scan(p, swd, root, options.first_level_root) for p in written]
@@ -361,20 +364,6 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
     if problems:
         raise StudyError(problems)
     assert grid is not None
-    return Study(
-        root=root,
-        description={"Name": root.name, "DatasetType": "derivative", "SourceFormat": "SPM12 second level (SPM.mat)",
-                     "SPM": str(getattr(spm, "SPMid", "")).strip()},
-        design={"DesignColumns": names},
-        conditions=(),
-        contrasts=tuple(contrasts),
-        participants=participants,
-        participant_columns=columns,
-        group_maps=group_maps,
-        image_paths={},
-        shape=grid[0],
-        affine=np.asarray(grid[1]),
-        mask_path=mask_path,
-        notes=tuple(notes),
-        design_rows=design_rows,
-    )
+    return package_study(root, "SPM12 second level (SPM.mat)", contrasts, group_maps, grid, mask_path, participants=participants,
+                         columns=columns, notes=notes, design_rows=design_rows, design={"DesignColumns": names},
+                         extra={"SPM": str(getattr(spm, "SPMid", "")).strip()})
