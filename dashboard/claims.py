@@ -241,8 +241,29 @@ def direction_of(text: str, study: Study, contrast: str) -> str:
     return "pos"
 
 
+def peak_tables(study: Study) -> list[str]:
+    """The folder's tables that hold MNI coordinates (what a claim check can take), those
+    whose every row names one of the study's contrasts first (its own published tables)."""
+    own, other = [], []
+    for name, table in study.tables.items():
+        try:
+            cols = recognise_columns(list(table.columns))
+        except ValueError:
+            continue
+        try:
+            if "contrast" not in cols:
+                raise ValueError("no contrast column")
+            for text in table[cols["contrast"]]:
+                contrast_of(str(text), study)
+            own.append(name)
+        except ValueError:
+            other.append(name)
+    return own + other
+
+
 def check_table(analysis: Any, table: pd.DataFrame, *, contrast: str | None = None, direction: str | None = None,
-                threshold: Any = None, extent: int = 10, mapping: dict[str, str] | None = None) -> tuple[pd.DataFrame, str]:
+                threshold: Any = None, extent: int = 10, mapping: dict[str, str] | None = None, model: str = "cells",
+                participants: tuple[str, ...] | None = None, fallback_contrast: str | None = None) -> tuple[pd.DataFrame, str]:
     """Check every row of a peak table (input order kept) against the study's maps: the
     rows with ``verdict``, ``reason`` and what was measured, and the summary line."""
     from dashboard import atlas
@@ -256,12 +277,17 @@ def check_table(analysis: Any, table: pd.DataFrame, *, contrast: str | None = No
     checks: list[ClaimRow] = []
     for _, raw in table.iterrows():
         fields = {f: raw[c] for f, c in cols.items()}
-        cid = contrast or contrast_of(str(fields.get("contrast", "")), study)
+        try:
+            cid = contrast or contrast_of(str(fields.get("contrast", "")), study)
+        except ValueError:
+            if fallback_contrast is None:
+                raise
+            cid = fallback_contrast  # e.g. literature peaks of other studies: held against the contrast in view
         sign = direction or direction_of(str(fields.get("contrast", "")), study, cid)
         if cid not in cache:
             ct = analysis.clusters(cid, directions=("pos", "neg") if study.group_maps[cid].statistic != "F" else ("pos",),
-                                   threshold=threshold, extent=extent, label_atlas=None, with_rft=False)
-            tvec, _ = analysis.t_map(cid)
+                                   threshold=threshold, extent=extent, label_atlas=None, with_rft=False, model=model, participants=participants)
+            tvec, _ = analysis.t_map(cid, model, participants)
             cache[cid] = (ct, study.unmask(tvec.astype(float)))
         ct, vol = cache[cid]
         labels = ct.labels.get(sign, np.zeros(study.shape, np.int32))

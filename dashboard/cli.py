@@ -290,7 +290,7 @@ def cmd_check_table(args: argparse.Namespace) -> int:
             args.contrast = analysis.study.resolve_contrast(args.contrast)
         mapping = dict(item.split("=", 1) for item in args.columns.split(",")) if args.columns else None
         rows, line = check_table(analysis, table, contrast=args.contrast, direction=args.direction, threshold=_threshold(args),
-                                 extent=args.k, mapping=mapping)
+                                 extent=args.k, mapping=mapping, model=args.model, participants=_subset(args))
     except StudyError as exc:
         return _print_problems(exc)
     except (ValueError, KeyError) as exc:

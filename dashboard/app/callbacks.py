@@ -35,6 +35,7 @@ from dash.exceptions import PreventUpdate
 from dashboard.app import ids, layout, views
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
+from dashboard.claims import peak_tables as claim_tables
 from dashboard.figures import empty_figure as figures_empty
 from dashboard.filters import quick_filters
 
@@ -312,6 +313,27 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Output(ids.COMPARE_VIEW, "data"),
         Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"), State(ids.COMPARE_TAB, "tab_id"),
     )
+
+    # the claim check likewise: computed only while its tab is shown
+    app.clientside_callback(
+        cue_function("whileCompareShown"),
+        Output(ids.CLAIM_VIEW, "data"),
+        Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"), State(ids.CLAIMS_TAB, "tab_id"),
+    )
+
+    if claim_tables(engine.study):
+        @app.callback(
+            Output(ids.CLAIM_SUMMARY, "children"), Output(ids.CLAIM_GRID, "rowData"),
+            Input(ids.CLAIM_VIEW, "data"), Input(ids.CLAIM_TABLE, "value"),
+        )
+        def check_claims(state, name):
+            if not state:
+                raise PreventUpdate
+            try:
+                return views.claim_check(engine, checked_or_prevent(engine, state), name)
+            except ValueError as exc:
+                log.info("claim check refused: %s", exc)
+                raise PreventUpdate from exc
 
     @app.callback(
         Output(ids.COMPARE, "figure"), Output(ids.COMPARE_STATUS, "children"),

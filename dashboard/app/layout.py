@@ -158,6 +158,33 @@ def explore_tab(state: dict) -> html.Div:
     )
 
 
+def claims_tab(study: Study) -> html.Div:
+    """A published peak table held against the maps (dashboard.claims), at the view's
+    threshold: one row per table row with its verdict and the reason."""
+    from dashboard.claims import peak_tables
+
+    names = peak_tables(study)
+    if not names:
+        return html.Div(dbc.Alert("This folder has no peak tables (tables/*.tsv with x, y, z columns) to check.", color="light"),
+                        className="p-2")
+    columns: list[dict] = [{"field": f, "headerName": h, "width": w} for f, h, w in (
+        ("verdict", "Verdict", 120), ("checked_contrast", "Contrast", 120), ("checked_direction", "Dir.", 80), ("x", "x", 75),
+        ("y", "y", 75), ("z", "z", 75))]
+    columns.append({"field": "reason", "headerName": "Reason", "flex": 1, "minWidth": 400, "tooltipField": "reason"})
+    columns[0]["cellClassRules"] = {"claim-" + v.replace(" ", "-"): f"params.value === {v!r}" for v in ("match", "near", "not found", "inconsistent")}
+    grid = dag.AgGrid(id=ids.CLAIM_GRID, columnDefs=columns, rowData=[], defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                      dashGridOptions={"suppressFieldDotNotation": True, "tooltipShowDelay": 300, "enableCellTextSelection": True},
+                      style={"height": "520px", "width": "100%"}, className="ag-theme-quartz")
+    return html.Div([
+        dbc.Row([dbc.Col(_field("Peak table", dcc.Dropdown(id=ids.CLAIM_TABLE, options=names, value=names[0], clearable=False)), md=4),
+                 dbc.Col(html.Div(id=ids.CLAIM_SUMMARY, className="fw-semibold mt-4"), md=8)]),
+        html.Div("Each row at the current threshold, extent, model and participants: is the coordinate in a listed cluster, the "
+                 "nearest listed peak, the map's value there, the atlas label, and whether its T and Z agree at the map's df.",
+                 className="small text-muted mb-2"),
+        grid,
+    ], className="p-2")
+
+
 def compare_tab() -> html.Div:
     return html.Div(
         [
@@ -370,6 +397,7 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
                                                      "images": study.can_refit}),
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
+            dcc.Store(id=ids.CLAIM_VIEW, data=None),
             html.Div(
                 [html.H1(study.name, id=ids.STUDY_TITLE, className="h4 my-2 me-3"), synthetic_banner(study), study_switch(studies, current)],
                 className="d-flex flex-wrap align-items-center",
@@ -382,6 +410,7 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
                             [
                                 dbc.Tab(explore_tab(state), label="Explore", tab_id=ids.TAB_EXPLORE),
                                 dbc.Tab(compare_tab(), label="Compare contrasts", tab_id=ids.TAB_COMPARE, id=ids.COMPARE_TAB),
+                                dbc.Tab(claims_tab(study), label="Claim check", tab_id=ids.TAB_CLAIMS, id=ids.CLAIMS_TAB),
                             ],
                             id=ids.TABS,
                             active_tab=ids.TAB_EXPLORE,

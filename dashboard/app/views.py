@@ -455,3 +455,18 @@ def included_text(engine: Engine, state: dict, selected) -> str:
     if n_sel < MIN_PARTICIPANTS:
         text += f" (select at least {MIN_PARTICIPANTS})"
     return text
+
+
+def claim_check(engine: Engine, state: dict, name: Any):
+    """(summary, rows) of the claim check of one of the folder's peak tables at the
+    view's threshold, extent, model and participants."""
+    from dashboard.claims import check_table, peak_tables
+
+    if not isinstance(name, str) or name not in peak_tables(engine.study):
+        raise ValueError("no such peak table")
+    with engine.lock:
+        rows, line = check_table(engine.analysis, engine.study.tables[name], threshold=engine.threshold(state), extent=int(state["k"]),
+                                 model=engine._model(state["model"]), participants=engine.subset(state["participants"]),
+                                 fallback_contrast=state["contrast"])
+    shown = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    return line, shown
