@@ -158,6 +158,11 @@ def explore_tab(state: dict) -> html.Div:
     )
 
 
+# verdict colours of the claim check (assets/app.css); fixed rules, no code built from values
+CLAIM_RULES = {"claim-match": "params.value === 'match'", "claim-near": "params.value === 'near'",
+               "claim-not-found": "params.value === 'not found'", "claim-inconsistent": "params.value === 'inconsistent'"}
+
+
 def claims_tab(study: Study) -> html.Div:
     """A published peak table held against the maps (dashboard.claims), at the view's
     threshold: one row per table row with its verdict and the reason."""
@@ -171,7 +176,7 @@ def claims_tab(study: Study) -> html.Div:
         ("verdict", "Verdict", 120), ("checked_contrast", "Contrast", 120), ("checked_direction", "Dir.", 80), ("x", "x", 75),
         ("y", "y", 75), ("z", "z", 75))]
     columns.append({"field": "reason", "headerName": "Reason", "flex": 1, "minWidth": 400, "tooltipField": "reason"})
-    columns[0]["cellClassRules"] = {"claim-" + v.replace(" ", "-"): f"params.value === {v!r}" for v in ("match", "near", "not found", "inconsistent")}
+    columns[0]["cellClassRules"] = CLAIM_RULES
     grid = dag.AgGrid(id=ids.CLAIM_GRID, columnDefs=columns, rowData=[], defaultColDef={"sortable": True, "resizable": True, "filter": True},
                       dashGridOptions={"suppressFieldDotNotation": True, "tooltipShowDelay": 300, "enableCellTextSelection": True},
                       style={"height": "520px", "width": "100%"}, className="ag-theme-quartz")
