@@ -147,6 +147,22 @@ class DesignRows:
     volumes: tuple[int, ...] = ()  # with one 4D file for every row (FSL's filtered_func_data): each row's volume
 
 
+# a subject column of a package's design (SPM: "subject_{3}", "Subject_{3}"): not a condition
+SUBJECT_COLUMN = re.compile(r"^subject_?\{?(\d+)\}?$", re.IGNORECASE)
+
+
+def design_conditions(columns: list[str], x: np.ndarray) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
+    """The design's condition columns (0/1 indicators that are not subject columns, one
+    per row at most: cells of a factorial, groups, the mean of a one-sample design) and
+    each row's condition."""
+    candidates = [j for j, name in enumerate(columns) if not SUBJECT_COLUMN.match(name)
+                  and np.isin(x[:, j], (0.0, 1.0)).all() and x[:, j].any()]
+    if (x[:, candidates].sum(axis=1) > 1).any():
+        return (), tuple(None for _ in range(x.shape[0]))
+    rows = tuple(next((k for k, j in enumerate(candidates) if x[i, j] == 1), None) for i in range(x.shape[0]))
+    return tuple(columns[j] for j in candidates), rows
+
+
 @dataclass
 class Study:
     """A loaded results folder.

@@ -35,6 +35,7 @@ from dashboard.results import (
     Study,
     StudyError,
     check_group_images,
+    design_conditions,
     package_study,
     relative_name,
 )
@@ -154,8 +155,7 @@ def _design_rows(feat: Path, contrast_ids: dict[int, str], root: Path, problems:
     width = len(str(x.shape[0]))
     ids = tuple(f"input {i + 1:0{width}d}" for i in range(x.shape[0]))
     columns = tuple(f"EV{j + 1}" for j in range(x.shape[1]))
-    conditions = tuple(columns[j] for j in range(x.shape[1]) if np.isin(x[:, j], (0.0, 1.0)).all() and x[:, j].any())
-    row_conditions = tuple(next((k for k, name in enumerate(conditions) if x[i, columns.index(name)] == 1), None) for i in range(x.shape[0]))
+    conditions, row_conditions = design_conditions(list(columns), x)
     return DesignRows(paths=(data,), participants=ids, x=x, columns=columns,
                       contrasts={cid: c[number - 1] for number, cid in contrast_ids.items() if number <= c.shape[0]},
                       conditions=conditions, row_conditions=row_conditions, volumes=tuple(range(x.shape[0])))

@@ -32,6 +32,7 @@ import pandas as pd
 
 from dashboard.nifti import ImageError, read_volume
 from dashboard.results import (
+    SUBJECT_COLUMN,
     Contrast,
     DesignRows,
     GroupMap,
@@ -39,6 +40,7 @@ from dashboard.results import (
     Study,
     StudyError,
     check_group_images,
+    design_conditions,
     package_study,
 )
 
@@ -155,7 +157,6 @@ def _refit_note(spm: Any, root: Path, scans: list[Path], group_maps: dict[str, G
 
 
 _SUBJECT_IN_PATH = re.compile(r"(?:^|[\\/_])(sub-[A-Za-z0-9]+)(?=[\\/_.]|$)")
-_SUBJECT_COLUMN = re.compile(r"^subject_?\{?(\d+)\}?$", re.IGNORECASE)
 
 
 def row_participants(written: list[str], columns: list[str], x: np.ndarray) -> list[str]:
@@ -165,7 +166,7 @@ def row_participants(written: list[str], columns: list[str], x: np.ndarray) -> l
     from_paths = [m[1] if (m := _SUBJECT_IN_PATH.search(p)) else None for p in written]
     if all(from_paths):
         return [p for p in from_paths if p is not None]
-    subject_cols = [(j, m[1]) for j, name in enumerate(columns) if (m := _SUBJECT_COLUMN.match(name))]
+    subject_cols = [(j, m[1]) for j, name in enumerate(columns) if (m := SUBJECT_COLUMN.match(name))]
     if subject_cols:
         out = []
         for i in range(x.shape[0]):
@@ -173,18 +174,6 @@ def row_participants(written: list[str], columns: list[str], x: np.ndarray) -> l
             out.append(f"subject {hits[0]}" if len(hits) == 1 else f"image {i + 1}")
         return out
     return [f"image {i + 1}" for i in range(x.shape[0])]
-
-
-def design_conditions(columns: list[str], x: np.ndarray) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
-    """The design's condition columns (0/1 indicators that are not subject columns, one
-    per row at most: cells of a factorial, groups, the mean of a one-sample design) and
-    each row's condition."""
-    candidates = [j for j, name in enumerate(columns) if not _SUBJECT_COLUMN.match(name)
-                  and np.isin(x[:, j], (0.0, 1.0)).all() and x[:, j].any()]
-    if (x[:, candidates].sum(axis=1) > 1).any():
-        return (), tuple(None for _ in range(x.shape[0]))
-    rows = tuple(next((k for k, j in enumerate(candidates) if x[i, j] == 1), None) for i in range(x.shape[0]))
-    return tuple(columns[j] for j in candidates), rows
 
 
 def _weight_array(c: Any, n_columns: int, stat: str) -> np.ndarray:
