@@ -902,11 +902,12 @@ def _parse_design(design: dict[str, Any], problems: list[Problem]) -> tuple[tupl
     return tuple(conditions), tuple(contrasts)
 
 
-def read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any], bool]:
+def read_participants(root: Path, problems: list[Problem], path: Path | None = None) -> tuple[pd.DataFrame | None, dict[str, Any], bool]:
     """participants.tsv (+ .json): (table or None, column descriptions, whether the
     file was absent or usable; False when it exists but is broken, which is then
     the one problem reported about it)."""
-    path = root / "participants.tsv"
+    path = path or root / "participants.tsv"  # another table (an SPM design's) with its own .json beside it
+    tsv, side = relative_name(path, root), path.with_suffix(".json")
     if not path.exists():
         return None, {}, True
     n_before = len(problems)
@@ -914,26 +915,26 @@ def read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame
     if df is None:
         return None, {}, False
     if "participant_id" not in df.columns:
-        problems.append(Problem("participants.tsv", f"no participant_id column (columns: {', '.join(map(shown, df.columns[:6]))})"))
+        problems.append(Problem(tsv, f"no participant_id column (columns: {', '.join(map(shown, df.columns[:6]))})"))
         return None, {}, False
     pids = df["participant_id"].fillna("")
     refused = [p for p in pids if not PARTICIPANT_ID.match(p)]
     if refused:
         more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
-        problems.append(Problem("participants.tsv", f"participant_id must be sub-<letters and digits> (BIDS); refused: {', '.join(map(shown, refused[:3]))}{more}"))
+        problems.append(Problem(tsv, f"participant_id must be sub-<letters and digits> (BIDS); refused: {', '.join(map(shown, refused[:3]))}{more}"))
         return None, {}, False
     dup = pids[pids.duplicated()].unique()
     if len(dup):
-        problems.append(Problem("participants.tsv", f"duplicate participant_id {', '.join(dup)}"))
+        problems.append(Problem(tsv, f"duplicate participant_id {', '.join(dup)}"))
         return None, {}, False
-    columns = read_json_object(root / "participants.json", root, problems, required=False) or {}
+    columns = read_json_object(side, root, problems, required=False) or {}
     for col, spec in columns.items():
         if not isinstance(spec, dict):
-            problems.append(Problem("participants.json", f"{shown(col)} must be an object (Description, Units, Levels), not {json_type(spec)}"))
+            problems.append(Problem(relative_name(side, root), f"{shown(col)} must be an object (Description, Units, Levels), not {json_type(spec)}"))
         elif "Levels" in spec and not (isinstance(spec["Levels"], dict) and all(isinstance(v, str) for v in spec["Levels"].values())):
-            problems.append(Problem("participants.json", f"{shown(col)}: Levels must be an object of level: description strings"))
+            problems.append(Problem(relative_name(side, root), f"{shown(col)}: Levels must be an object of level: description strings"))
         elif any(k in spec and not isinstance(spec[k], str) for k in ("Description", "Units", "LongName")):
-            problems.append(Problem("participants.json", f"{shown(col)}: Description, LongName and Units must be strings"))
+            problems.append(Problem(relative_name(side, root), f"{shown(col)}: Description, LongName and Units must be strings"))
     df = df.set_index("participant_id")
     for col in df.columns:
         spec = columns.get(col, {}) if isinstance(columns.get(col), dict) else {}
@@ -942,13 +943,13 @@ def read_participants(root: Path, problems: list[Problem]) -> tuple[pd.DataFrame
         bad = df[col].notna() & converted.isna()
         if numeric_declared and bad.any():
             first = df.index[bad][0]
-            problems.append(Problem("participants.tsv", f"column {col!r} is numeric (Units {spec['Units']!r}) but {first} has {df.at[first, col]!r}"))
+            problems.append(Problem(tsv, f"column {col!r} is numeric (Units {spec['Units']!r}) but {first} has {df.at[first, col]!r}"))
         elif not bad.any() and df[col].notna().any():
             df[col] = converted
     for col in df.select_dtypes("number").columns:
         n_inf = int(np.isinf(df[col]).sum())
         if n_inf:
-            problems.append(Problem("participants.tsv", f"column {col!r} has {n_inf} infinite values"))
+            problems.append(Problem(tsv, f"column {col!r} has {n_inf} infinite values"))
     return df, columns, len(problems) == n_before
 
 

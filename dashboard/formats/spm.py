@@ -213,14 +213,14 @@ def _add_participants_tsv(root: Path, table: pd.DataFrame, problems: list[Proble
         if given is not None:
             problems.append(Problem(str(given), "missing"))
         return {}, table
-    folder = path.parent
+    folder, rel = path.parent, path.name
     header = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
     if header and "participant_id" not in header[0].split("\t"):
         by_order = read_tsv(path, folder, problems, dtype=str)
         if by_order is None:
             return {}, table
         if len(by_order) != len(table):
-            problems.append(Problem(path.name, f"has no participant_id column and {len(by_order)} rows for the design's {len(table)} "
+            problems.append(Problem(rel, f"has no participant_id column and {len(by_order)} rows for the design's {len(table)} "
                                                "participants: rows can be matched neither by id nor by order"))
             return {}, table
         by_order.index = table.index
@@ -231,39 +231,14 @@ def _add_participants_tsv(root: Path, table: pd.DataFrame, problems: list[Proble
                 extra[col] = numbers  # type: ignore[index]
         columns: dict[str, Any] = {}
     else:
-        if folder != root:
-            problems_before = len(problems)
-            extra, columns, _ = _read_participants_at(path, problems)
-            if len(problems) > problems_before:
-                return {}, table
-        else:
-            extra, columns, _ = read_participants(root, problems)
+        extra, columns, _ = read_participants(root, problems, path)
     if extra is None:
         return {}, table
     unknown = sorted(set(extra.index) - set(table.index))
     if unknown:
-        problems.append(Problem("participants.tsv", f"{len(unknown)} participant(s) not in the design's images, e.g. {unknown[0]}"))
+        problems.append(Problem(rel, f"{len(unknown)} participant(s) not in the design's images, e.g. {unknown[0]}"))
     merged = table.join(extra[[c for c in extra.columns if c not in table.columns]], how="left")
     return columns, merged
-
-
-def _read_participants_at(path: Path, problems: list[Problem]) -> tuple[pd.DataFrame | None, dict[str, Any], bool]:
-    """The project's participants reader on a table that is not named participants.tsv
-    in the folder (it reads ``<dir>/participants.tsv``): through a link in a scratch folder."""
-    import shutil
-    import tempfile
-
-    from dashboard.results import read_participants
-
-    with tempfile.TemporaryDirectory(prefix="cue-participants-") as scratch:
-        shutil.copy(path, Path(scratch) / "participants.tsv")
-        side = path.with_suffix(".json")
-        if side.exists():
-            shutil.copy(side, Path(scratch) / "participants.json")
-        found: list[Problem] = []
-        out = read_participants(Path(scratch), found)
-    problems.extend(Problem(str(path) if p.file == "participants.tsv" else p.file, p.message) for p in found)
-    return out
 
 
 def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_participant_data: bool = False) -> Study:
