@@ -22,7 +22,7 @@ from dashboard.formats import OpenOptions, open_study
 from dashboard.results import Problem, Study, StudyError
 
 if TYPE_CHECKING:  # (imported where used: the CLI starts without the statistics stack)
-    from dashboard.analysis import Analysis, Threshold
+    from dashboard.analysis import Analysis, RegressionOutcome, Threshold
 
 EXIT_PROBLEMS = 2
 
@@ -175,6 +175,18 @@ def _svc_mask(args: argparse.Namespace, study: Study) -> np.ndarray | None:
     return None
 
 
+def _regression_options(p: argparse.ArgumentParser) -> None:
+    """The folder, cluster, values and fit of a regression (regress, influence)."""
+    p.add_argument("results")
+    p.add_argument("--contrast", required=True)
+    p.add_argument("--peak", required=True, help="X,Y,Z in MNI mm: the cluster containing this point")
+    p.add_argument("--condition", required=True, help="condition whose images give the values, e.g. cocaine_placebo")
+    p.add_argument("--covariate", required=True, help="a numeric participants.tsv column")
+    p.add_argument("--value", choices=["eigenvariate", "mean"], default="eigenvariate", help="SPM first eigenvariate (default) or voxel mean")
+    p.add_argument("--method", choices=["lts", "ols"], default="lts", help="LTS as R robustbase::ltsReg defaults (default) or OLS")
+    _analysis_options(p)
+
+
 def _threshold(args: argparse.Namespace) -> Threshold:
     from dashboard.analysis import DEFAULT_P_UNC, Threshold
 
@@ -240,17 +252,19 @@ def cmd_clusters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regression(args: argparse.Namespace) -> RegressionOutcome:
+    """The regression `regress` and `influence` are about, from their shared options."""
+    peak = tuple(float(v) for v in args.peak.split(","))
+    if len(peak) != 3 or not all(np.isfinite(peak)):
+        raise ValueError("--peak takes three finite numbers X,Y,Z in MNI mm")
+    analysis = _load_analysis(args)
+    return analysis.regress(args.contrast, peak, condition=args.condition, covariate=args.covariate, value=args.value,
+                            method=args.method, threshold=_threshold(args), extent=args.k, model=args.model, participants=_subset(args))
+
+
 def cmd_regress(args: argparse.Namespace) -> int:
     try:
-        peak = tuple(float(v) for v in args.peak.split(","))
-        if len(peak) != 3 or not all(np.isfinite(peak)):
-            raise ValueError("--peak takes three finite numbers X,Y,Z in MNI mm")
-        analysis = _load_analysis(args)
-        out = analysis.regress(
-            args.contrast, peak, condition=args.condition, covariate=args.covariate, value=args.value,
-            method=args.method, threshold=_threshold(args), extent=args.k, model=args.model,
-            participants=_subset(args),
-        )
+        out = _regression(args)
     except StudyError as exc:
         return _print_problems(exc)
     except (ValueError, KeyError) as exc:
@@ -348,12 +362,7 @@ def cmd_influence(args: argparse.Namespace) -> int:
     from dashboard.stats.influence import influence
 
     try:
-        peak = tuple(float(v) for v in args.peak.split(","))
-        if len(peak) != 3 or not all(np.isfinite(peak)):
-            raise ValueError("--peak takes three finite numbers X,Y,Z in MNI mm")
-        analysis = _load_analysis(args)
-        out = analysis.regress(args.contrast, peak, condition=args.condition, covariate=args.covariate, value=args.value,
-                               method=args.method, threshold=_threshold(args), extent=args.k, model=args.model, participants=_subset(args))
+        out = _regression(args)
         frame = out.participants
         inf = influence(frame["covariate"].to_numpy(float), frame["value"].to_numpy(float))
     except StudyError as exc:
@@ -416,14 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_clusters)
 
     p = sub.add_parser("regress", help="regress per-participant cluster values on a covariate")
-    p.add_argument("results")
-    p.add_argument("--contrast", required=True)
-    p.add_argument("--peak", required=True, help="X,Y,Z in MNI mm: the cluster containing this point")
-    p.add_argument("--condition", required=True, help="condition whose images give the values, e.g. cocaine_placebo")
-    p.add_argument("--covariate", required=True, help="a numeric participants.tsv column")
-    p.add_argument("--value", choices=["eigenvariate", "mean"], default="eigenvariate", help="SPM first eigenvariate (default) or voxel mean")
-    p.add_argument("--method", choices=["lts", "ols"], default="lts", help="LTS as R robustbase::ltsReg defaults (default) or OLS")
-    _analysis_options(p)
+    _regression_options(p)
     p.set_defaults(func=cmd_regress)
 
     p = sub.add_parser("check-table", help="hold a published peak table against the maps (claim check)")
@@ -436,14 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_table)
 
     p = sub.add_parser("influence", help="how much each participant drives a cluster's regression (jackknife, Cook's D, DFBETAS)")
-    p.add_argument("results")
-    p.add_argument("--contrast", required=True)
-    p.add_argument("--peak", required=True, help="X,Y,Z in MNI mm: the cluster containing this point")
-    p.add_argument("--condition", required=True)
-    p.add_argument("--covariate", required=True)
-    p.add_argument("--value", choices=["eigenvariate", "mean"], default="eigenvariate")
-    p.add_argument("--method", choices=["lts", "ols"], default="lts")
-    _analysis_options(p)
+    _regression_options(p)
     p.set_defaults(func=cmd_influence)
 
     p = sub.add_parser("correspond", help="which clusters of a contrast overlap the other contrasts' (voxels, Dice, peak distance)")
