@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from dashboard.nifti import ImageError, read_volume
+from dashboard.nifti import read_volume
 from dashboard.results import (
     SUBJECT_COLUMN,
     Contrast,
@@ -127,32 +127,20 @@ def resolve_scan(written: str, swd: str, root: Path, first_level_root: Path | No
     return None
 
 
-def _refit_note(spm: Any, root: Path, scans: list[Path], group_maps: dict[str, GroupMap], mask: np.ndarray,
-                problems: list[Problem]) -> str | None:
-    """Refit SPM's design from its input images and compare with SPM's own statistic
-    images: the largest absolute difference over the mask, as one summary line."""
+def refit_note(study: Study, whitening: np.ndarray | None) -> str:
+    """Refit the design from its input images (the rows :meth:`Study.design_data` reads, as
+    every refit does) and compare with SPM's own statistic images: the largest absolute
+    difference over the mask, as one summary line."""
     from dashboard.stats.glm import fit_design
 
-    rows = []
-    for path in scans:
-        try:
-            rows.append(read_volume(path)[mask])
-        except ImageError as exc:
-            problems.append(Problem(str(path), str(exc)))
-            return None
-    x = np.asarray(spm.xX.X, dtype=float).reshape(len(scans), -1)
-    w = spm.xX.W.toarray() if hasattr(spm.xX.W, "toarray") else np.asarray(spm.xX.W, dtype=float)
-    fit = fit_design(np.vstack(rows), x, None if np.allclose(w, np.eye(len(scans))) else w)
+    dr = study.design_rows
+    assert dr is not None
+    fit = fit_design(study.design_data(), dr.x, whitening)
     worst = 0.0
-    for i, con in enumerate(np.atleast_1d(spm.xCon), start=1):
-        gm = group_maps.get(str(i))
-        if gm is None:
-            continue
-        c = np.asarray(con.c, dtype=float)
-        ours = fit.t_map(c) if gm.statistic == "T" else fit.f_map(c)[0]
-        theirs = read_volume(gm.path)[mask]
-        worst = max(worst, float(np.nanmax(np.abs(ours - theirs))))
-    return (f"refit:        the design refitted from its {len(scans)} images reproduces SPM's spmT/spmF "
+    for cid, weights in dr.contrasts.items():
+        ours = fit.t_map(weights) if study.group_maps[cid].statistic == "T" else fit.f_map(weights)[0]
+        worst = max(worst, float(np.nanmax(np.abs(ours - study.group_map(cid)))))
+    return (f"refit:        the design refitted from its {len(dr.paths)} images reproduces SPM's spmT/spmF "
             f"to {worst:.1e} (largest absolute difference in the mask)")
 
 
@@ -320,14 +308,13 @@ def load(root: Path, options: OpenOptions, *, check_data: bool = True, defer_par
         columns, participants = _add_participants_tsv(root, participants, problems, options.participants_table)
         notes.append(f"participants: {len(participants)} ({'from the image paths' if ids[0].startswith('sub-') else 'from the design'})"
                      + (f"; covariates {', '.join(participants.columns)}" if len(participants.columns) else ""))
-    if check_data and not defer_participant_data and not missing and not problems and written:
-        mask = read_volume(mask_path) > 0
-        note = _refit_note(spm, root, [f for f in found if f is not None], group_maps, mask, problems)
-        if note:
-            notes.append(note)
     if problems:
         raise StudyError(problems)
     assert grid is not None
-    return package_study(root, "SPM12 second level (SPM.mat)", contrasts, group_maps, grid, mask_path, participants=participants,
-                         columns=columns, notes=notes, design_rows=design_rows, design={"DesignColumns": names},
-                         extra={"SPM": str(getattr(spm, "SPMid", "")).strip()})
+    study = package_study(root, "SPM12 second level (SPM.mat)", contrasts, group_maps, grid, mask_path, participants=participants,
+                          columns=columns, notes=notes, design_rows=design_rows, design={"DesignColumns": names},
+                          extra={"SPM": str(getattr(spm, "SPMid", "")).strip()})
+    if check_data and not defer_participant_data and design_rows is not None:
+        w = xx.W.toarray() if hasattr(xx.W, "toarray") else np.asarray(xx.W, dtype=float)
+        study.notes = (*study.notes, refit_note(study, None if np.allclose(w, np.eye(len(written))) else w))
+    return study
