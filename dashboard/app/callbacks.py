@@ -47,14 +47,14 @@ INPUT_KINDS = {
     ids.EXTENT: "k", ids.SVC_REGIONS: "svc", ids.MODEL: "model", ids.COVARIATE: "covariate", ids.VALUE_TYPE: "value", ids.CONDITION: "condition",
     ids.POINT_X: "x", ids.POINT_Y: "y", ids.POINT_Z: "z", ids.GLASS_BRAIN: "glass",
     ids.SLICE_SAGITTAL: "slice0", ids.SLICE_CORONAL: "slice1", ids.SLICE_AXIAL: "slice2",
-    ids.CLUSTER_TABLE: "table", ids.PARTICIPANT_GRID: "participants",
+    ids.CLUSTER_TABLE: "table", ids.PARTICIPANT_GRID: "participants", ids.GOTO: "goto",
 }
 # the controls whose value *is* part of the view state (the rest are events: clicks,
 # typed coordinates, the participant selection)
 CONTROL_IDS = (ids.CONTRAST, ids.DIRECTION, ids.USE_T, ids.P_KIND, ids.P_UNC, ids.T_VALUE, ids.EXTENT, ids.SVC_REGIONS, ids.MODEL, ids.COVARIATE,
                ids.VALUE_TYPE, ids.CONDITION)
 INPUT_PROPS = {ids.GLASS_BRAIN: "clickData", ids.SLICE_SAGITTAL: "clickData", ids.SLICE_CORONAL: "clickData",
-               ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows"}
+               ids.SLICE_AXIAL: "clickData", ids.CLUSTER_TABLE: "cellClicked", ids.PARTICIPANT_GRID: "selectedRows", ids.GOTO: "data"}
 # the clientside function (assets/hover.js) that shows T under the pointer over each map view
 TOOLTIPS = {ids.GLASS_BRAIN: "glassTooltip", ids.SLICE_SAGITTAL: "sagittalTooltip", ids.SLICE_CORONAL: "coronalTooltip",
             ids.SLICE_AXIAL: "axialTooltip"}
@@ -102,12 +102,15 @@ def register(app: dash.Dash, engine: Engine) -> None:
         # superseded request, so what lands on the page is built from the latest controls.
         by_id = dict(zip(INPUT_KINDS, values, strict=True))
         new = views.state_from_controls(engine, state, {INPUT_KINDS[cid]: by_id[cid] for cid in CONTROL_IDS})
-        if trigger is not None and trigger not in CONTROL_IDS and trigger in INPUT_KINDS:  # a click, a point, a subset
+        # the events of this request (a click, a point, a subset; a row of another table
+        # sets the contrast control and asks to go to its point in the same response)
+        events = [t for t in ctx.triggered_prop_ids.values() if isinstance(t, str) and t not in CONTROL_IDS and t in INPUT_KINDS]
+        for event in events:
             try:
-                new = views.next_state(engine, new, trigger, by_id[trigger], INPUT_KINDS)
+                new = views.next_state(engine, new, event, by_id[event], INPUT_KINDS)
             except ValueError as exc:
                 log.info("input ignored: %s", exc)
-                if new == state:
+                if new == state and len(events) == 1:
                     raise PreventUpdate from exc
         new = views.valid_cluster(engine, new)
         with engine.interactive():
@@ -334,6 +337,24 @@ def register(app: dash.Dash, engine: Engine) -> None:
             except ValueError as exc:
                 log.info("claim check refused: %s", exc)
                 raise PreventUpdate from exc
+
+        # a click on a claim row sets the contrast (and direction) controls and sends the
+        # views to its coordinate, in one response: `update` reads both (controls are the truth)
+        @app.callback(
+            Output(ids.CONTRAST, "value", allow_duplicate=True), Output(ids.DIRECTION, "value", allow_duplicate=True),
+            Output(ids.GOTO, "data"), Output(ids.CLAIM_GOTO_NOTE, "children"),
+            Input(ids.CLAIM_GRID, "cellClicked"), State(ids.CLAIM_GRID, "rowData"), State(ids.VIEW, "data"), State(ids.GOTO, "data"),
+            prevent_initial_call=True,
+        )
+        def claim_goto(clicked, rows, state, goto):
+            state = checked_or_prevent(engine, state)
+            try:
+                contrast, direction, target, note = views.goto_row(engine, state, rows, clicked, goto)
+            except ValueError as exc:
+                log.info("claim row ignored: %s", exc)
+                raise PreventUpdate from exc
+            return (contrast if contrast != state["contrast"] else no_update,
+                    direction if direction != state["direction"] else no_update, target, note)
 
     @app.callback(
         Output(ids.COMPARE, "figure"), Output(ids.COMPARE_STATUS, "children"),

@@ -14,6 +14,7 @@ RFT_ROWS = "rft-rows"  # {key, rows, note, footer}: a table with RFT p-values, f
 RENDERED_REGRESSION = "rendered-regression"
 HOVER = "hover-values"  # T under the pointer for the map views (figures.hover_values), read in the browser
 COMPARE_VIEW = "compare-view"  # VIEW, passed on in the browser only while the compare tab is shown
+GOTO = "goto"  # {"point": [x, y, z], "n": clicks}: a row of another table (claim check, correspondence) asks to go there
 
 # controls
 CONTRAST = "contrast-select"
@@ -38,6 +39,7 @@ CLAIM_TABLE = "claim-table-choice"  # which of the folder's peak tables
 CLAIM_VIEW = "claim-view"  # the view state, passed on only while the claim tab is shown
 CLAIM_SUMMARY = "claim-summary"
 CLAIM_GRID = "claim-grid"
+CLAIM_GOTO_NOTE = "claim-goto-note"  # where a click on a claim row moved the views
 COMPARE_TAB = "compare-tab"  # the compare dbc.Tab itself (its tab_id, TAB_COMPARE, is read in the browser)
 GLASS_BRAIN = "glass-brain"
 SLICE_SAGITTAL = "slice-sagittal"

@@ -178,15 +178,18 @@ def claims_tab(study: Study) -> html.Div:
     columns.append({"field": "reason", "headerName": "Reason", "flex": 1, "minWidth": 400, "tooltipField": "reason"})
     columns[0]["cellClassRules"] = CLAIM_RULES
     grid = dag.AgGrid(id=ids.CLAIM_GRID, columnDefs=columns, rowData=[], defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                      getRowId="params.data.row",
                       dashGridOptions={"suppressFieldDotNotation": True, "tooltipShowDelay": 300, "enableCellTextSelection": True},
                       style={"height": "520px", "width": "100%"}, className="ag-theme-quartz")
     return html.Div([
         dbc.Row([dbc.Col(_field("Peak table", dcc.Dropdown(id=ids.CLAIM_TABLE, options=names, value=names[0], clearable=False)), md=4),
                  dbc.Col(html.Div(id=ids.CLAIM_SUMMARY, className="fw-semibold mt-4"), md=8)]),
         html.Div("Each row at the current threshold, extent, model and participants: is the coordinate in a listed cluster, the "
-                 "nearest listed peak, the map's value there, the atlas label, and whether its T and Z agree at the map's df.",
+                 "nearest listed peak, the map's value there, the atlas label, and whether its T and Z agree at the map's df. "
+                 "Click a row to move the views to its coordinate and select the cluster there.",
                  className="small text-muted mb-2"),
         grid,
+        html.Div(id=ids.CLAIM_GOTO_NOTE, className="small mt-1 claim-goto-note"),
     ], className="p-2")
 
 
@@ -403,6 +406,7 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
             dcc.Store(id=ids.CLAIM_VIEW, data=None),
+            dcc.Store(id=ids.GOTO, data=None),
             html.Div(
                 [html.H1(study.name, id=ids.STUDY_TITLE, className="h4 my-2 me-3"), synthetic_banner(study), study_switch(studies, current)],
                 className="d-flex flex-wrap align-items-center",

@@ -167,6 +167,11 @@ def apply_input(engine: Engine, state: dict, kind: str, value: Any) -> dict:
         direction, peak = parse_row_id(value["rowId"])
         new["point"] = snap(engine, peak)
         new["cluster"] = {"direction": direction, "peak": peak}
+    elif kind == "goto":  # a row of another table (claim check, correspondence): its point and the cluster there
+        if not isinstance(value, dict):
+            raise ValueError("no point to go to")
+        new["point"] = snap(engine, st.checked_field(engine.choices, "point", value.get("point")))
+        new["cluster"] = cluster_at(engine, new, new["point"])
     elif kind == "participants":
         if not engine.study.can_refit:
             raise ValueError("subsets need participant images")
@@ -469,4 +474,29 @@ def claim_check(engine: Engine, state: dict, name: Any):
                                  model=engine._model(state["model"]), participants=engine.subset(state["participants"]),
                                  fallback_contrast=state["contrast"])
     shown = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    for i, row in enumerate(shown):
+        row["row"] = str(i)  # the grid's row id (a click names its row by it)
     return line, shown
+
+
+def goto_row(engine: Engine, state: dict, rows: Any, clicked: Any, goto: Any) -> tuple[str, str, dict, str]:
+    """(contrast, direction, GOTO data, note) for a click on a row of a table of points
+    (the claim check): its contrast and direction become the controls' values (the
+    direction only when one is shown) and the views go to its coordinate.  Every value
+    comes from the page: ValueError for a row that is not one of the grid's."""
+    if not isinstance(clicked, dict) or not isinstance(rows, list):
+        raise ValueError("no row clicked")
+    rid = clicked.get("rowId")
+    row = next((r for r in rows if isinstance(r, dict) and str(r.get("row")) == str(rid)), None)
+    if row is None:
+        raise ValueError("the clicked row is not in the grid")
+    contrast = st.checked_field(engine.choices, "contrast", row.get("checked_contrast"))
+    direction = state["direction"]
+    if direction != "both":
+        direction = st.checked_field(engine.choices, "direction", row.get("checked_direction"))
+    point = snap(engine, st.checked_field(engine.choices, "point", [row.get("x"), row.get("y"), row.get("z")]))
+    n = goto.get("n", 0) if isinstance(goto, dict) and isinstance(goto.get("n"), int) else 0
+    label = next((c.label for c in engine.study.contrasts if c.id == contrast), contrast)
+    note = (f"Views moved to MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) on {label}; the cluster there is selected in the table "
+            "below (Explore shows the maps).")
+    return contrast, direction, {"point": point, "n": n + 1}, note

@@ -129,3 +129,12 @@ def wait_table_contains(dash_duo, text: str, timeout: float = TIMEOUT) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"cluster table never showed {text!r}: {table_text(dash_duo)!r}")
+
+
+def view_state(dash_duo) -> dict:
+    """The page's view state (the VIEW store's data in Dash's redux store, which the
+    renderer exposes as ``window.store``)."""
+    layout = dash_duo.driver.execute_script(
+        "const s = window.store.getState(); const path = s.paths.strs[arguments[0]];"
+        "let node = s.layout; for (const p of path) node = node[p]; return node.props.data;", ids.VIEW)
+    return layout or {}

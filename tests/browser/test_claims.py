@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dashboard.app import ids
-from tests.browser.helpers import TIMEOUT, set_input, settle, start_sample, wait_rows
+from tests.browser.helpers import TIMEOUT, set_input, settle, start_sample, view_state, wait_rows
 
 pytestmark = pytest.mark.browser
 
@@ -30,4 +30,38 @@ def test_cl001_claim_check_of_the_published_table(dash_duo, sample_engine):
     _tab(dash_duo, "Claim check")
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "1 of 21 peaks reproduced", timeout=TIMEOUT)
     settle(dash_duo)
+    assert dash_duo.get_logs() == []
+
+
+def test_cl002_a_claim_row_click_moves_every_view(dash_duo, sample_engine):
+    """Clicking a claim row sets the contrast control to the row's contrast, moves the
+    cursor to its coordinate and selects the cluster there; the controls show that state."""
+    start_sample(dash_duo, sample_engine)
+    from tests.browser.helpers import click_radio, wait_table_contains
+
+    click_radio(dash_duo, ids.CONTRAST, "nac")  # another contrast than the row's
+    dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "cluster", timeout=TIMEOUT)
+    settle(dash_duo)
+    _tab(dash_duo, "Claim check")
+    dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "of 21 peaks", timeout=TIMEOUT)
+    wait_rows(dash_duo, ids.CLAIM_GRID, 5)
+    # row 2 of the published table: placebo, right hippocampus (30, -34, -4)
+    cell = dash_duo.find_element(f"#{ids.CLAIM_GRID} .ag-row[row-id='2'] .ag-cell[col-id='x']")
+    assert cell.text == "30"
+    cell.click()
+    dash_duo.wait_for_contains_text(f"#{ids.CLAIM_GOTO_NOTE}", "(30, -34, -4)", timeout=TIMEOUT)
+    settle(dash_duo)
+    # the Explore tab's views (hidden while this tab is shown) are at the row's coordinate
+    point_text = dash_duo.driver.execute_script("return document.getElementById(arguments[0]).textContent", ids.POINT_TEXT)
+    assert point_text.startswith("MNI (30, -34, -4) · T = "), point_text
+    assert dash_duo.find_element(f"#{ids.CONTRAST} input[value='placebo']").is_selected()
+    state = view_state(dash_duo)
+    assert state["contrast"] == "placebo" and state["point"] == [30, -34, -4]
+    assert state["cluster"] is not None and state["cluster"]["direction"] == "pos"
+    # the selected cluster's row is the one selected in the cluster table, on placebo's table
+    wait_table_contains(dash_duo, "30 -34 -4")
+    selected = dash_duo.find_elements(f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row-selected")
+    assert selected, "no cluster-table row selected"
+    peak = state["cluster"]["peak"]
+    assert f"{peak[0]:g} {peak[1]:g} {peak[2]:g}" in selected[0].text
     assert dash_duo.get_logs() == []
