@@ -573,3 +573,37 @@ def empty_figure(message: str, height: int = 300) -> dict[str, Any]:
                                    "plot_bgcolor": "white", "paper_bgcolor": "white", "margin": {"l": 4, "r": 4, "t": 4, "b": 4},
                                    "annotations": [{"text": plotly_text(message), "showarrow": False, "xref": "paper", "yref": "paper",
                                                     "x": 0.5, "y": 0.5, "font": {"size": 15, "color": "#666"}}]}}
+
+
+# ---------------------------------------------------------------------------------
+# influence of single participants on the regression
+# ---------------------------------------------------------------------------------
+def influence_figure(participants: Sequence[str], delta_ols: np.ndarray, delta_lts: np.ndarray, dfbetas: np.ndarray, cooks: np.ndarray,
+                     *, highlight: str | None = None, height: int | None = None) -> dict[str, Any]:
+    """How the slope changes when each participant is left out (jackknife): bars for OLS
+    (red where |DFBETAS| > 2/sqrt(n), the usual cut-off), diamonds for LTS refitted
+    without them; one row per participant, in the given order (top to bottom)."""
+    n = len(participants)
+    cutoff = 2 / np.sqrt(max(n, 1))
+    names = [plotly_text(p) for p in participants]
+    big = np.abs(np.nan_to_num(dfbetas)) > cutoff
+    colours = ["#d62728" if b else "#7f9fbf" for b in big]
+    line = [("#ff9900" if p == highlight else "rgba(0,0,0,0)") for p in participants]
+    hover = "%{y}<br>slope without: %{x:+.3g} (OLS)<br>DFBETAS %{customdata[0]:.2f} · Cook's D %{customdata[1]:.3f}<extra></extra>"
+    custom = np.c_[np.round(np.nan_to_num(dfbetas), 4), np.round(np.nan_to_num(cooks), 4)].tolist()
+    data: list[dict[str, Any]] = [
+        {"type": "bar", "orientation": "h", "name": "OLS", "y": names, "x": np.round(delta_ols, 6).tolist(), "customdata": custom,
+         "marker": {"color": colours, "line": {"color": line, "width": 2}}, "hovertemplate": hover},
+        {"type": "scatter", "mode": "markers", "name": "LTS refit", "y": names, "x": np.round(delta_lts, 6).tolist(),
+         "marker": {"symbol": "diamond", "size": 8, "color": "#1f77b4"},
+         "hovertemplate": "%{y}<br>slope without: %{x:+.3g} (LTS refit)<extra></extra>"},
+    ]
+    layout = {
+        "height": height or max(220, 18 * n + 90),
+        "margin": {"l": 70, "r": 8, "t": 6, "b": 70},
+        "xaxis": {"title": {"text": "change of slope when left out"}, "zeroline": True, "zerolinecolor": "#888", "gridcolor": "#eee"},
+        "yaxis": {"autorange": "reversed", "tickfont": {"size": 11}, "type": "category"},
+        "legend": {"orientation": "h", "x": 0, "y": -0.16, "yanchor": "top", "font": {"size": 12}},
+        "plot_bgcolor": "white", "paper_bgcolor": "white", "bargap": 0.25, "font": {"size": 12}, "hovermode": "closest",
+    }
+    return {"data": data, "layout": layout}

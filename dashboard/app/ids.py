@@ -77,6 +77,8 @@ SCATTER = "regression-scatter"
 REG_STATS = "regression-stats"
 REG_NOTE = "regression-note"
 EXCLUDE_BUTTON = "exclude-participant"
+INFLUENCE = "influence-bars"  # each participant's influence on the selected cluster's regression
+INFLUENCE_NOTE = "influence-note"
 
 # participants
 PARTICIPANT_GRID = "participant-grid"

@@ -12,6 +12,7 @@ from dash import dcc, html
 from dashboard.app import ids
 from dashboard.app.state import MIN_PARTICIPANTS, condition_options, default_state, direction_options, numeric_columns
 from dashboard.atlas import region_names
+from dashboard.figures import empty_figure
 from dashboard.filters import quick_filters
 from dashboard.results import Study
 from dashboard.stats.models import model_df
@@ -295,7 +296,12 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
                             dbc.Col(dcc.Graph(id=ids.SCATTER, config=GRAPH_CONFIG), md=8),
                             dbc.Col([html.Div(id=ids.REG_STATS, className="reg-stats"),
                                      dbc.Button("Exclude", id=ids.EXCLUDE_BUTTON, color="danger", outline=True, size="sm",
-                                                className="mt-2", style={"display": "none"})], md=4),
+                                                className="mt-2", style={"display": "none"}),
+                                     html.Div([html.Div("Influence of each participant", className="fw-semibold small mt-3"),
+                                               html.Div(id=ids.INFLUENCE_NOTE, className="small influence-note"),
+                                               dcc.Graph(id=ids.INFLUENCE, config=GRAPH_CONFIG,
+                                                         figure=empty_figure("Influence: select a cluster.", 220))],
+                                              style=None if study.can_refit else {"display": "none"})], md=4),
                         ],
                         className="g-2",
                     ),
@@ -313,6 +319,16 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
     )
 
 
+# grid columns of the participant table filled from the selected cluster's regression
+# (field -> header, tooltip); the colon keeps them apart from participants.tsv's names
+INFLUENCE_COLUMNS = {
+    "influence:dslope_ols": ("Δ slope left out (OLS)", "jackknife: OLS slope without this participant minus the slope with everyone"),
+    "influence:dslope_lts": ("Δ slope left out (LTS)", "LTS refitted without this participant, minus the LTS slope with everyone"),
+    "influence:cooks": ("Cook's D", "Cook's distance of the OLS fit (statsmodels' OLSInfluence definition)"),
+    "influence:dfbetas": ("DFBETAS slope", "DFBETAS of the OLS slope; |DFBETAS| > 2/sqrt(n) is the usual flag"),
+}
+
+
 def participant_rows(study: Study) -> list[dict]:
     frame = study.participants.reset_index()
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -328,6 +344,10 @@ def participants_panel(study: Study) -> dbc.Card:
         if i == 0:
             cdef["pinned"] = "left"
         cols.append(cdef)
+    if study.can_refit:  # filled from the selected cluster's regression (views.draw_influence)
+        for field, (header, tip) in INFLUENCE_COLUMNS.items():
+            cols.append({"field": field, "headerName": header, "headerTooltip": tip, "filter": "agNumberColumnFilter", "minWidth": 130,
+                         "headerClass": "influence-header", "cellClass": "influence-cell"})
     has_images = study.can_refit  # subsets can be refitted (participant images, or a package design with its images)
     # the folder's own filters (dashboard.filters: ViewDefaults.QuickFilters, else its
     # declared columns); each a pattern-matching id, so the callback takes them all
@@ -355,6 +375,7 @@ def participants_panel(study: Study) -> dbc.Card:
         dashGridOptions={"rowSelection": {"mode": "multiRow", "checkboxes": has_images, "headerCheckbox": has_images,
                                           "enableClickSelection": False, "selectAll": "filtered"},
                          "suppressCellFocus": True, "tooltipShowDelay": 300, "animateRows": False,
+                         "suppressColumnVirtualisation": True,  # a few columns: all in the page, scrolled sideways
                          # column names are participants.tsv's: "a.b" is a name, not a path into the row
                          "suppressFieldDotNotation": True,
                          "context": {"highlight": None}},

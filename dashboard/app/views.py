@@ -434,6 +434,39 @@ def draw_regression(engine: Engine, state: dict, highlight: str | None = None):
     return fig, stats
 
 
+def draw_influence(engine: Engine, state: dict, highlight: str | None = None):
+    """(bar figure, note, participant-grid rows) of how much each participant drives the
+    selected cluster's regression; without one, the figure says why and the columns are blank."""
+    from dashboard.app.layout import INFLUENCE_COLUMNS, participant_rows
+
+    rows = participant_rows(engine.study)
+    if not engine.study.can_refit or not state["cluster"] or not state["covariate"]:
+        return figures.empty_figure("Influence: select a cluster.", height=220), "", rows
+    try:
+        outcome, inf = engine.influence(state)
+    except ValueError as exc:
+        return figures.empty_figure(error_text(exc, 120), height=220), "", rows
+    frame = outcome.participants
+    lts_slope = outcome.fit.slope if outcome.fit.method == "lts" else outcome.other.slope
+    d_ols = inf.loo_slope - inf.slope
+    d_lts = inf.lts_loo_slope - lts_slope
+    pids = [str(p) for p in frame["participant_id"]]
+    fig = figures.influence_figure(pids, d_ols, d_lts, inf.dfbetas_slope, inf.cooks_distance, highlight=highlight)
+    i = inf.most_influential
+    note = (f"Leaving out {pids[i]} changes the OLS slope most: {inf.slope:.3g} → {inf.loo_slope[i]:.3g} "
+            f"(Cook's D {inf.cooks_distance[i]:.2f}, DFBETAS {inf.dfbetas_slope[i]:.2f}); LTS without {pids[i]}: {inf.lts_loo_slope[i]:.3g}.")
+    by_id = {p: k for k, p in enumerate(pids)}
+    values = {"influence:dslope_ols": d_ols, "influence:dslope_lts": d_lts, "influence:cooks": inf.cooks_distance,
+              "influence:dfbetas": inf.dfbetas_slope}
+    assert set(values) == set(INFLUENCE_COLUMNS)
+    for row in rows:
+        k = by_id.get(row["participant_id"])
+        for col, arr in values.items():
+            v = float(arr[k]) if k is not None else float("nan")
+            row[col] = round(v, 4) if np.isfinite(v) else None
+    return fig, note, rows
+
+
 # -- participants ----------------------------------------------------------------------
 def filter_participants(engine: Engine, values: list[Any], filter_ids: list[Any]) -> list[str]:
     """Participant ids passing the quick filters (values in the order of their pattern

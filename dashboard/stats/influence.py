@@ -27,12 +27,13 @@ class Influence:
     dfbetas_slope: NDArray[np.float64]
     leverage: NDArray[np.float64]
     lts_loo_slope: NDArray[np.float64]
+    slope: float  # OLS slope with every participant
+    r_squared: float  # OLS R^2 with every participant
 
     @property
     def most_influential(self) -> int:
         """Index of the participant whose removal changes the OLS slope most."""
-        full = np.nanmedian(self.loo_slope)
-        return int(np.nanargmax(np.abs(self.loo_slope - full)))
+        return int(np.nanargmax(np.abs(self.loo_slope - self.slope)))
 
 
 def _ols(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[float, float]:
@@ -65,6 +66,7 @@ def influence(x: NDArray[np.floating], y: NDArray[np.floating], *, with_lts: boo
     delta = (design @ xtx_inv.T) * (resid / (1 - hat))[:, None]
     dfbetas = delta[:, 1] / np.sqrt(s2_loo * xtx_inv[1, 1])
     loo = np.array([_ols(np.delete(xu, i), np.delete(yu, i)) for i in range(n)])
+    slope, r_squared = _ols(xu, yu)
     lts_loo = np.full(n, np.nan)
     if with_lts:
         for i in range(n):
@@ -76,4 +78,5 @@ def influence(x: NDArray[np.floating], y: NDArray[np.floating], *, with_lts: boo
         return out
 
     return Influence(loo_slope=full(loo[:, 0]), loo_r_squared=full(loo[:, 1]), cooks_distance=full(cooks),
-                     dfbetas_slope=full(dfbetas), leverage=full(hat), lts_loo_slope=full(lts_loo))
+                     dfbetas_slope=full(dfbetas), leverage=full(hat), lts_loo_slope=full(lts_loo),
+                     slope=slope, r_squared=r_squared)
