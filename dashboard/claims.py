@@ -15,18 +15,29 @@ columns recognised by name, :func:`recognise_columns`), at one threshold:
 One verdict per row: ``inconsistent`` (T and Z disagree at the df), ``match`` (a listed
 peak within :data:`MATCH_MM` and the coordinate in a cluster), ``near`` (in a cluster, or
 a listed peak within :data:`NEAR_MM`), ``not found``; with the reason in words.
+
+Speed: a check computes each contrast's cluster table once and only for the directions
+its rows ask for, and keeps what it needs of it (peak rows, the clusters' voxels as flat
+indices: a few kB) per Analysis (:data:`CACHED_CLUSTERS`, :func:`clear_cache`), so a
+second check at the same settings does not find clusters again; rows are checked with
+numpy and scipy's special functions rather than per-row pandas and scipy.stats objects.
+The rows are the same, to the bit, as those of the per-row code before (see
+``scripts/bench_reviewer.py``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from dashboard.results import Study
 
@@ -77,8 +88,11 @@ def recognise_columns(columns: list[str], mapping: dict[str, str] | None = None)
 
 
 def z_from_t(t: float, df: float) -> float:
-    """The Z with the same upper tail as T at df (exact tails)."""
-    return float(stats.norm.isf(stats.t.sf(t, df)))
+    """The Z with the same upper tail as T at df (exact tails): ``norm.isf(t.sf(t, df))``,
+    through the ufuncs scipy.stats calls for them (``-ndtri(stdtr(df, -t))``, the same
+    numbers, NaN for df <= 0 as there) without the distribution objects' checks, which
+    cost 50 times the computation (implied_df calls this some 30 times per row)."""
+    return float(-special.ndtri(special.stdtr(df, -t)))
 
 
 def implied_df(t: float, z: float) -> float | None:
@@ -126,26 +140,54 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z]+", str(text).lower()) if w not in stop and len(w) > 2}
 
 
+@dataclass(frozen=True)
+class _Listed:
+    """The listed peaks of one contrast and direction, as arrays (cluster-table order)."""
+
+    xyz: np.ndarray  # (n, 3) mm
+    t: np.ndarray
+    z: np.ndarray
+    k: np.ndarray
+    label: np.ndarray  # the cluster label (of the labels volume) at each peak
+
+    @classmethod
+    def of(cls, peaks: pd.DataFrame) -> _Listed:
+        return cls(peaks[["x", "y", "z"]].to_numpy(float), peaks["peak_t"].to_numpy(float), peaks["z_score"].to_numpy(float),
+                   peaks["k"].to_numpy(), peaks["_label"].to_numpy())
+
+
+def _voxel(xyz: np.ndarray, affine: np.ndarray, shape: tuple[int, ...]) -> tuple[tuple[int, ...], bool]:
+    """The nearest voxel of an mm coordinate and whether it lies in the image."""
+    ijk = np.rint(np.linalg.solve(affine, [*xyz, 1.0])[:3]).astype(int)
+    return tuple(int(i) for i in ijk), all(0 <= i < s for i, s in zip(ijk, shape, strict=True))
+
+
 def check_row(row: dict[str, Any], *, volume: np.ndarray, labels: np.ndarray, affine: np.ndarray, peaks: pd.DataFrame,
               df: float, atlas_label: str, stat: str = "T") -> ClaimRow:
     """Check one row (``row``: field -> value, from :func:`recognise_columns`) against a
     map (``volume``, NaN outside the mask), its listed clusters (``labels``, 0 outside) and
     listed peaks (``peaks``: x, y, z, peak_t, z_score, cluster k, label)."""
     xyz = np.array([float(row["x"]), float(row["y"]), float(row["z"])])
-    ijk = np.rint(np.linalg.solve(affine, [*xyz, 1.0])[:3]).astype(int)
-    inside = all(0 <= i < s for i, s in zip(ijk, volume.shape, strict=True))
-    value = float(volume[tuple(ijk)]) if inside else math.nan
-    label = int(labels[tuple(ijk)]) if inside else 0
+    ijk, inside = _voxel(xyz, affine, volume.shape)
+    value = float(volume[ijk]) if inside else math.nan
+    label = int(labels[ijk]) if inside else 0
+    return _check(row, xyz, inside=inside, value=value, label=label, listed=_Listed.of(peaks), df=df, atlas_label=atlas_label, stat=stat)
+
+
+def _check(row: dict[str, Any], xyz: np.ndarray, *, inside: bool, value: float, label: int, listed: _Listed, df: float,
+           atlas_label: str, stat: str) -> ClaimRow:
+    """:func:`check_row` once the map's value and the cluster label at the coordinate's
+    voxel are known."""
     reasons: list[str] = []
     cluster_k = None
     if label:
-        in_this = peaks[peaks["_label"] == label]
-        cluster_k = int(in_this["k"].iloc[0]) if len(in_this) else None
-    nearest = None
-    if len(peaks):
-        d = np.sqrt(((peaks[["x", "y", "z"]].to_numpy(float) - xyz) ** 2).sum(axis=1))
+        in_this = np.flatnonzero(listed.label == label)
+        cluster_k = int(listed.k[in_this[0]]) if in_this.size else None
+    nearest: tuple[float, int] | None = None
+    if len(listed.xyz):
+        d = np.sqrt(((listed.xyz - xyz) ** 2).sum(axis=1))
         i = int(np.argmin(d))
-        nearest = (float(d[i]), peaks.iloc[i])
+        nearest = (float(d[i]), i)
     t_rep = _number(row.get("t"))
     z_rep = _number(row.get("zscore"))
     k_rep = _number(row.get("k"))
@@ -165,10 +207,12 @@ def check_row(row: dict[str, Any], *, volume: np.ndarray, labels: np.ndarray, af
         reasons.append(f"inside a listed cluster of {cluster_k} voxels" + (f" (reported k {k_rep:g})" if k_rep is not None else ""))
     else:
         reasons.append("not inside a listed cluster at this threshold")
+    best: int | None = None
     if nearest is not None:
-        dist, peak = nearest
-        reasons.append(f"nearest listed peak {dist:.1f} mm away at ({peak['x']:g}, {peak['y']:g}, {peak['z']:g}), "
-                       f"{stat} {peak['peak_t']:.2f}, Z {peak['z_score']:.2f}")
+        dist, best = nearest
+        px, py, pz = listed.xyz[best]
+        reasons.append(f"nearest listed peak {dist:.1f} mm away at ({px:g}, {py:g}, {pz:g}), "
+                       f"{stat} {listed.t[best]:.2f}, Z {listed.z[best]:.2f}")
     region = str(row.get("region") or "")
     if region and atlas_label:
         shared = _words(region) & _words(atlas_label)
@@ -181,13 +225,12 @@ def check_row(row: dict[str, Any], *, volume: np.ndarray, labels: np.ndarray, af
         verdict = "near"
     else:
         verdict = "not found"
-    best = nearest[1] if nearest is not None else None
     return ClaimRow(
         verdict=verdict, reason="; ".join(reasons), in_cluster=bool(label), cluster_k=cluster_k,
         nearest_peak_mm=nearest[0] if nearest is not None else None,
-        nearest_peak=(float(best["x"]), float(best["y"]), float(best["z"])) if best is not None else None,
-        nearest_peak_t=float(best["peak_t"]) if best is not None else None,
-        nearest_peak_z=float(best["z_score"]) if best is not None and math.isfinite(best["z_score"]) else None,
+        nearest_peak=(float(listed.xyz[best, 0]), float(listed.xyz[best, 1]), float(listed.xyz[best, 2])) if best is not None else None,
+        nearest_peak_t=float(listed.t[best]) if best is not None else None,
+        nearest_peak_z=float(listed.z[best]) if best is not None and math.isfinite(listed.z[best]) else None,
         map_value=value if math.isfinite(value) else None, atlas_label=atlas_label, implied_df=dfi,
     )
 
@@ -265,14 +308,18 @@ def check_table(analysis: Any, table: pd.DataFrame, *, contrast: str | None = No
                 threshold: Any = None, extent: int = 10, mapping: dict[str, str] | None = None, model: str = "cells",
                 participants: tuple[str, ...] | None = None, fallback_contrast: str | None = None) -> tuple[pd.DataFrame, str]:
     """Check every row of a peak table (input order kept) against the study's maps: the
-    rows with ``verdict``, ``reason`` and what was measured, and the summary line."""
+    rows with ``verdict``, ``reason`` and what was measured, and the summary line.
+
+    Each contrast's map is read once per call, each (contrast, direction)'s listed
+    clusters once per Analysis and settings (see :func:`_listed_clusters`)."""
     from dashboard import atlas
     from dashboard.analysis import Threshold
 
     threshold = threshold or Threshold()
     cols = recognise_columns(list(table.columns), mapping)
     study = analysis.study
-    cache: dict[str, Any] = {}
+    maps: dict[str, np.ndarray] = {}
+    listed: dict[tuple[str, str], _Clusters] = {}
     out_rows: list[dict[str, Any]] = []
     checks: list[ClaimRow] = []
     for _, raw in table.iterrows():
@@ -284,23 +331,101 @@ def check_table(analysis: Any, table: pd.DataFrame, *, contrast: str | None = No
                 raise
             cid = fallback_contrast  # e.g. literature peaks of other studies: held against the contrast in view
         sign = direction or direction_of(str(fields.get("contrast", "")), study, cid)
-        if cid not in cache:
-            ct = analysis.clusters(cid, directions=("pos", "neg") if study.group_maps[cid].statistic != "F" else ("pos",),
-                                   threshold=threshold, extent=extent, label_atlas=None, with_rft=False, model=model, participants=participants)
+        if cid not in maps:
             tvec, _ = analysis.t_map(cid, model, participants)
-            cache[cid] = (ct, study.unmask(tvec.astype(float)))
-        ct, vol = cache[cid]
-        labels = ct.labels.get(sign, np.zeros(study.shape, np.int32))
-        peaks = ct.table[ct.table["direction"] == sign].copy()
-        ijk = np.rint(np.linalg.solve(study.affine, np.c_[peaks[["x", "y", "z"]].to_numpy(float), np.ones(len(peaks))].T)[:3]).astype(int)
-        peaks["_label"] = labels[tuple(ijk)] if len(peaks) else []
-        xyz = (float(fields["x"]), float(fields["y"]), float(fields["z"]))
-        stat = ct.statistic.stat if ct.statistic is not None else "T"
-        check = check_row(fields, volume=vol if sign == "pos" else -vol, labels=labels, affine=study.affine, peaks=peaks,
-                          df=ct.df, atlas_label=atlas.label_coordinate(xyz, "aal"), stat=stat)
+            maps[cid] = study.unmask(tvec.astype(float))
+        if (cid, sign) not in listed:
+            listed[cid, sign] = _listed_clusters(analysis, cid, sign, threshold=threshold, extent=extent, model=model,
+                                                 participants=participants)
+        found = listed[cid, sign]
+        xyz = np.array([float(fields["x"]), float(fields["y"]), float(fields["z"])])
+        ijk, inside = _voxel(xyz, study.affine, study.shape)
+        value = float(maps[cid][ijk]) if inside else math.nan
+        if sign != "pos":
+            value = -value  # the map of the negative direction is -T
+        check = _check(fields, xyz, inside=inside, value=value, label=found.label_at(ijk) if inside else 0, listed=found.peaks,
+                       df=found.df, atlas_label=atlas.label_coordinate((float(xyz[0]), float(xyz[1]), float(xyz[2])), "aal"),
+                       stat=found.stat)
         checks.append(check)
         out_rows.append({**{str(k): v for k, v in raw.items()}, "checked_contrast": cid, "checked_direction": sign,
                          "verdict": check.verdict, "reason": check.reason, "in_cluster": check.in_cluster, "cluster_k": check.cluster_k,
                          "nearest_peak_mm": check.nearest_peak_mm, "map_value": check.map_value, "atlas_label": check.atlas_label,
                          "implied_df": check.implied_df})
     return pd.DataFrame(out_rows), summary(checks)
+
+
+@dataclass(frozen=True)
+class _Clusters:
+    """What the checks need of one contrast's listed clusters in one direction: the
+    direction's peak rows, and the clusters' voxels as sorted flat indices with their
+    labels (a few kB, where the cluster table holds a label volume of the whole grid)."""
+
+    df: float
+    stat: str  # the map's statistic (T, F or Z)
+    n_clusters: int  # listed clusters (labels 1..n), what Analysis.clusters offsets the next direction's ids by
+    shape: tuple[int, int, int]
+    table: pd.DataFrame  # the direction's rows of the cluster table (two-sided order) with `_label`
+    peaks: _Listed
+    voxels: np.ndarray  # flat (C order) indices of the listed clusters' voxels, ascending
+    voxel_labels: np.ndarray  # the cluster label of each
+
+    def label_at(self, ijk: tuple[int, ...]) -> int:
+        """The cluster label at an in-image voxel (0: in no listed cluster)."""
+        flat = int(np.ravel_multi_index(ijk, self.shape))
+        at = int(np.searchsorted(self.voxels, flat))
+        return int(self.voxel_labels[at]) if at < self.voxels.size and self.voxels[at] == flat else 0
+
+
+#: Cluster records kept per Analysis (a claim check of a 21-row table needs five), each
+#: keyed by contrast, direction, threshold, extent, model and participant subset.
+CACHED_CLUSTERS = 24
+_CACHE: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], _Clusters]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def clear_cache(analysis: Any = None) -> None:
+    """Forget the cluster records of one Analysis (all when None)."""
+    with _CACHE_LOCK:
+        if analysis is None:
+            _CACHE.clear()
+        else:
+            _CACHE.pop(analysis, None)
+
+
+def _listed_clusters(analysis: Any, contrast: str, direction: str, *, threshold: Any, extent: int, model: str,
+                     participants: tuple[str, ...] | None) -> _Clusters:
+    """The listed clusters of one contrast and direction (cached per Analysis).
+
+    The table is computed for that direction alone (an F contrast: its one positive
+    side; a negative direction of it lists nothing), with its peaks in the order of the
+    two-sided table (clusters by their highest peak T, then cluster, then peak T), so the
+    nearest of two equally near peaks is the same one either way."""
+    study = analysis.study
+    key = (contrast, direction, threshold, int(extent), model, analysis.subset(participants))
+    with _CACHE_LOCK:
+        hit = _CACHE.get(analysis, OrderedDict()).get(key)
+        if hit is not None:
+            _CACHE[analysis].move_to_end(key)
+            return hit
+    is_f = study.group_maps[contrast].statistic == "F"
+    ct = analysis.clusters(contrast, directions=("pos",) if is_f else (direction,), threshold=threshold, extent=extent,
+                           label_atlas=None, with_rft=False, model=model, participants=participants)
+    labels = ct.labels.get(direction, np.zeros(study.shape, np.int32))
+    peaks = ct.table[ct.table["direction"] == direction]
+    if not is_f and len(peaks):  # as Analysis.clusters orders a two-sided table (np.lexsort, as pandas' sort_values)
+        tops = peaks.groupby("cluster_id")["peak_t"].transform("max").to_numpy(float)
+        t = peaks["peak_t"].to_numpy(float)
+        peaks = peaks.iloc[np.lexsort((-t, peaks["cluster_id"].to_numpy(), -tops))]
+    peaks = peaks.copy()
+    ijk = np.rint(np.linalg.solve(study.affine, np.c_[peaks[["x", "y", "z"]].to_numpy(float), np.ones(len(peaks))].T)[:3]).astype(int)
+    peaks["_label"] = labels[tuple(ijk)] if len(peaks) else []
+    voxels = np.flatnonzero(labels)
+    record = _Clusters(df=float(ct.df), stat=ct.statistic.stat if ct.statistic is not None else "T", n_clusters=int(labels.max(initial=0)),
+                       shape=tuple(int(n) for n in labels.shape), table=peaks, peaks=_Listed.of(peaks),  # type: ignore[arg-type]
+                       voxels=voxels, voxel_labels=labels.ravel()[voxels])
+    with _CACHE_LOCK:
+        kept = _CACHE.setdefault(analysis, OrderedDict())
+        kept[key] = record
+        while len(kept) > CACHED_CLUSTERS:
+            kept.popitem(last=False)
+    return record

@@ -113,3 +113,32 @@ def test_cc007_bad_tables_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"{bad}: no column for MNI x, y, z")
     assert main(["check-table", str(SAMPLE), "nothing"]) == 2
     assert "not a table of the folder (tables: literature_peaks, published_clusters, sample_planted_clusters)" in capsys.readouterr().err
+
+
+def test_cc008_z_from_t_is_scipy_stats_exactly():
+    """z_from_t calls the ufuncs behind scipy.stats' t.sf and norm.isf: the same numbers."""
+    rng = np.random.default_rng(8)
+    for t, df in zip(np.r_[rng.uniform(-5, 40, 300), 0.0, np.inf], np.r_[rng.uniform(0.5, 1e4, 300), 84, 21], strict=True):
+        want = float(stats.norm.isf(stats.t.sf(t, df)))
+        assert z_from_t(t, df) == want or (np.isnan(want) and np.isnan(z_from_t(t, df)))
+
+
+def test_cc009_cluster_records_are_cached_per_question():
+    """A second check reuses the clusters (same rows); another threshold is another question;
+    clear_cache forgets them."""
+    from dashboard.analysis import Analysis, Threshold
+    from dashboard.claims import _CACHE, check_table, clear_cache
+
+    study = open_study(SAMPLE, check_data=False)
+    analysis = Analysis(study)
+    table = study.tables["published_clusters"]
+    first, line = check_table(analysis, table)
+    assert len(_CACHE[analysis]) == 5  # placebo and nac both ways, interaction positive: only what the rows ask for
+    again, line2 = check_table(analysis, table)
+    pd.testing.assert_frame_equal(first, again, check_exact=True)
+    assert line == line2
+    strict, _ = check_table(analysis, table, threshold=Threshold(t=5.0))
+    assert len(_CACHE[analysis]) == 10 and not strict["in_cluster"].equals(first["in_cluster"])
+    clear_cache(analysis)
+    assert analysis not in _CACHE
+    pd.testing.assert_frame_equal(check_table(analysis, table)[0], first, check_exact=True)
