@@ -36,5 +36,29 @@
     },
     // the view state goes on to the compare figure only while its tab is shown
     whileCompareShown: function (activeTab, state, compareTab) { return activeTab === compareTab ? state : nu(); },
+    // what a leave-one-out run would answer: the view state's keys it depends on
+    // (dashboard.app.views.SURVIVAL_KEYS), null without a selected cluster
+    survivalRequest: function (state) {
+      if (!state || !state.cluster) { return null; }
+      const keys = ["contrast", "direction", "use_t", "t", "p_kind", "p_unc", "k", "svc", "model", "participants", "cluster"];
+      const out = {};
+      keys.forEach(k => { out[k] = state[k]; });
+      return out;
+    },
+    // the result on screen only while it answers the selected cluster's question
+    survivalShown: function (request, shown) {
+      const same = request !== null && shown !== null && JSON.stringify(request) === JSON.stringify(shown);
+      const note = request === null ? "Select a cluster (a table row or a blob) to test it." :
+        (same ? "" : "Run it for the selected cluster, threshold and participants.");
+      return [same ? {} : {display: "none"}, note];
+    },
+    // the view goes on to the peak markers only while a peak table is marked, or once more
+    // when the last one is unmarked (to clear them): no request otherwise
+    peakView: function (layers, rendered, state, previous) {
+      const on = Array.isArray(layers) && layers.length > 0;
+      const wasOn = !!(previous && Array.isArray(previous.layers) && previous.layers.length > 0);
+      if ((!on && !wasOn) || !rendered) { return nu(); }
+      return {layers: on ? layers : [], state: state, rendered: rendered};
+    },
   });
 })();

@@ -483,8 +483,6 @@ def slice_figure(axis: int, image: str, grid: RasGrid, point: tuple[float, float
     ]
     if showscale:
         data.append(colorbar_trace(vmax))
-    letters = {0: ("P", "A"), 1: ("L", "R"), 2: ("L", "R")}[axis]
-    font = {"color": "white", "size": 14}
     layout = {
         "height": height,
         "margin": {"l": 2, "r": 2, "t": 30, "b": 2},
@@ -497,15 +495,58 @@ def slice_figure(axis: int, image: str, grid: RasGrid, point: tuple[float, float
         "yaxis": {"range": _axis_range(v), "visible": False, "scaleanchor": "x", "constrain": "domain"},
         "shapes": slice_shapes(axis, point, grid, cluster),
         "images": [layout_image(image, h, v)],
-        "annotations": [
-            {"text": slice_title(axis, point[axis]), "xref": "paper", "yref": "paper", "x": 0, "y": 1.0, "xanchor": "left",
-             "yanchor": "bottom", "showarrow": False, "font": {"size": 15}},
-            {"text": letters[0], "xref": "x domain", "yref": "y domain", "x": 0.02, "y": 0.5, "showarrow": False, "font": font},
-            {"text": letters[1], "xref": "x domain", "yref": "y domain", "x": 0.98, "y": 0.5, "showarrow": False, "font": font},
-        ],
+        "annotations": slice_annotations(axis, point[axis]),
         "font": {"size": 14},
     }
     return {"data": data, "layout": layout}
+
+
+def slice_annotations(axis: int, coord: float) -> list[dict[str, Any]]:
+    """A slice's fixed annotations: its title (annotation 0, patched as the slice moves)
+    and the orientation letters; peak markers come after them (:func:`peak_markers`)."""
+    letters = {0: ("P", "A"), 1: ("L", "R"), 2: ("L", "R")}[axis]
+    font = {"color": "white", "size": 14}
+    return [
+        {"text": slice_title(axis, coord), "xref": "paper", "yref": "paper", "x": 0, "y": 1.0, "xanchor": "left",
+         "yanchor": "bottom", "showarrow": False, "font": {"size": 15}},
+        {"text": letters[0], "xref": "x domain", "yref": "y domain", "x": 0.02, "y": 0.5, "showarrow": False, "font": font},
+        {"text": letters[1], "xref": "x domain", "yref": "y domain", "x": 0.98, "y": 0.5, "showarrow": False, "font": font},
+    ]
+
+
+@dataclass(frozen=True)
+class PeakMarker:
+    """A peak of a table (e.g. of other studies) to mark on the maps: MNI mm and the
+    lines its hover label shows (plain text)."""
+
+    xyz: tuple[float, float, float]
+    lines: tuple[str, ...]
+
+
+MARKER_COLOUR = "#e7298a"  # magenta: apart from the cold-hot map, the green cursor and the cyan cluster outline
+MARKER_SLAB_MM = 5.0  # a slice shows the peaks within this distance of its plane, fainter with distance
+
+
+def peak_markers(markers: Sequence[PeakMarker], axis: int, *, plane: float | None = None, axes: int | None = None) -> list[dict[str, Any]]:
+    """Annotations marking peaks in the view of ``axis``: every peak, projected (glass
+    brain panel, axes number ``axes``), or those within :data:`MARKER_SLAB_MM` of a slice's
+    ``plane``.  An annotation with ``hovertext`` carries its own hover label (the map's
+    traces stay untouched, so nothing is replotted)."""
+    ha, va = VIEW_AXES[axis]
+    suffix = "" if not axes or axes == 1 else str(axes)
+    out = []
+    for m in markers:
+        opacity = 1.0
+        if plane is not None:
+            d = abs(m.xyz[axis] - plane)
+            if d > MARKER_SLAB_MM:
+                continue
+            opacity = 1.0 - 0.6 * d / MARKER_SLAB_MM
+        out.append({"x": m.xyz[ha], "y": m.xyz[va], "xref": f"x{suffix}", "yref": f"y{suffix}", "text": "◆", "showarrow": False,
+                    "font": {"color": MARKER_COLOUR, "size": 14}, "opacity": round(opacity, 2),
+                    "hovertext": "<br>".join(plotly_text(line) for line in m.lines),
+                    "hoverlabel": {"bgcolor": "white", "bordercolor": MARKER_COLOUR, "font": {"color": "#222", "size": 13}}})
+    return out
 
 
 def slice_click_to_point(axis: int, click: dict[str, Any], current: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -605,5 +646,44 @@ def influence_figure(participants: Sequence[str], delta_ols: np.ndarray, delta_l
         "yaxis": {"autorange": "reversed", "tickfont": {"size": 11}, "type": "category"},
         "legend": {"orientation": "h", "x": 0, "y": -0.16, "yanchor": "top", "font": {"size": 12}},
         "plot_bgcolor": "white", "paper_bgcolor": "white", "bargap": 0.25, "font": {"size": 12}, "hovermode": "closest",
+    }
+    return {"data": data, "layout": layout}
+
+
+def survival_figure(rows: Sequence[dict[str, Any]], full: dict[str, Any], *, stat: str = "T", height: int = 300) -> dict[str, Any]:
+    """Strip plots of leave-one-out refits of a cluster: the refit's peak statistic and
+    its cluster size k per left-out participant (blue: the cluster survives; red x: lost,
+    drawn at the highest value left inside the original cluster, k 0), with the full
+    subset's values and the height threshold as lines."""
+    ids = [plotly_text(str(r["participant_id"])) for r in rows]
+    jitter = [((i * 0.618) % 1.0 - 0.5) * 0.6 for i in range(len(rows))]  # deterministic spread along the strip
+
+    def strip(values: list[float | None], xaxis: str, yaxis: str, what: str) -> list[dict[str, Any]]:
+        out = []
+        for survives, name, colour, symbol in ((True, "survives", "#1f77b4", "circle"), (False, "lost", "#d62728", "x")):
+            pick = [i for i, r in enumerate(rows) if bool(r["survives"]) == survives]
+            out.append({"type": "scatter", "mode": "markers", "name": name, "x": [values[i] for i in pick], "y": [jitter[i] for i in pick],
+                        "text": [ids[i] for i in pick], "xaxis": xaxis, "yaxis": yaxis, "showlegend": xaxis == "x",
+                        "marker": {"size": 10, "color": colour, "symbol": symbol, "line": {"color": "white", "width": 1}},
+                        "hovertemplate": f"without %{{text}}<br>{what} %{{x}}<extra></extra>"})
+        return out
+
+    peak = [r["peak_t"] if r["survives"] else r.get("max_t_in_original") for r in rows]
+    data = strip([None if v is None else round(float(v), 3) for v in peak], "x", "y", f"peak {stat}") + \
+        strip([int(r["k"]) for r in rows], "x2", "y2", "k")
+    shapes = []
+    for xref, value, colour, dash in (("x", full.get("peak_t"), "#444", "solid"), ("x", full.get("height"), "#d62728", "dot"),
+                                      ("x2", full.get("k"), "#444", "solid")):
+        if value is not None and np.isfinite(value):
+            shapes.append({"type": "line", "xref": xref, "yref": "paper", "x0": value, "x1": value, "y0": 0, "y1": 1,
+                           "line": {"color": colour, "width": 1.5, "dash": dash}})
+    layout = {
+        "height": height, "margin": {"l": 10, "r": 10, "t": 28, "b": 48}, "plot_bgcolor": "white", "paper_bgcolor": "white",
+        "xaxis": {"domain": [0, 0.47], "title": {"text": f"peak {stat} without the participant (solid: everyone; dotted: height)"},
+                  "gridcolor": "#eee"},
+        "xaxis2": {"domain": [0.53, 1], "title": {"text": "cluster size k (voxels)"}, "gridcolor": "#eee", "rangemode": "tozero"},
+        "yaxis": {"visible": False, "range": [-0.6, 0.6]}, "yaxis2": {"visible": False, "range": [-0.6, 0.6], "anchor": "x2"},
+        "shapes": shapes, "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"}, "font": {"size": 13},
+        "hovermode": "closest",
     }
     return {"data": data, "layout": layout}

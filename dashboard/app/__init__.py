@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import html
+import os
 import shutil
 import signal
 import tempfile
@@ -61,6 +62,7 @@ class Settings:
 
 
 CACHE_PREFIX = "cue-dashboard-cache-"
+JOBS_PREFIX = "cue-dashboard-jobs-"  # background jobs' progress and results (dashboard.app.jobs)
 
 
 def make_cache(settings: Settings) -> Cache:
@@ -144,6 +146,9 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
 
     study = engine.study if engine is not None else (study or open_study(settings.results_dir, settings.open_options, check_data=True, defer_participant_data=True))
     shared = server is not None
+    from dashboard.app.jobs import background_manager
+
+    jobs = background_manager(study, os.path.join(settings.cache_dir, "jobs") if settings.cache_dir else private_temp_dir(JOBS_PREFIX))
     app = dash.Dash(
         __name__,
         server=server or CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents
@@ -151,6 +156,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
         title=html.escape(f"cue-dashboard: {study.name}"),  # Dash puts the title into the page's HTML as it is
         assets_folder=str(ASSETS_DIR),
         suppress_callback_exceptions=False,
+        background_callback_manager=jobs,
     )
     cache = make_cache(settings)
     if not shared:

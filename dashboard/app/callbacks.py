@@ -26,16 +26,16 @@ here, and values reach the browser as data.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import dash
-from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Input, Output, Patch, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
-from dashboard.app import ids, layout, views
+from dashboard.app import ids, layout, peaks, views
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
-from dashboard.claims import peak_tables as claim_tables
 from dashboard.figures import empty_figure as figures_empty
 from dashboard.filters import quick_filters
 
@@ -237,6 +237,52 @@ def register(app: dash.Dash, engine: Engine) -> None:
                 log.exception("influence")
                 return figures_empty(f"Cannot compute the influence: {views.error_text(exc)}", 220), "", no_update
 
+    # leave-one-out survival of the selected cluster: a background job (jobs.py) with
+    # progress and cancel; its result is cached by the question (SURVIVAL_REQUEST) and shown
+    # only while that is still the selected cluster's (survivalShown)
+    if engine.study.can_refit:
+        app.clientside_callback(cue_function("survivalRequest"), Output(ids.SURVIVAL_REQUEST, "data"), Input(ids.VIEW, "data"))
+        app.clientside_callback(
+            cue_function("survivalShown"),
+            Output(ids.SURVIVAL_RESULT, "style"), Output(ids.SURVIVAL_STALE, "children"),
+            Input(ids.SURVIVAL_REQUEST, "data"), Input(ids.SURVIVAL_SHOWN, "data"),
+        )
+
+        @app.callback(
+            Output(ids.SURVIVAL_SUMMARY, "children"), Output(ids.SURVIVAL_FIGURE, "figure"), Output(ids.SURVIVAL_GRID, "rowData"),
+            Output(ids.SURVIVAL_SHOWN, "data"),
+            Input(ids.SURVIVAL_RUN, "n_clicks"), State(ids.SURVIVAL_REQUEST, "data"),
+            background=True,
+            progress=[Output(ids.SURVIVAL_PROGRESS, "value"), Output(ids.SURVIVAL_PROGRESS, "label")],
+            progress_default=[0, ""],
+            running=[(Output(ids.SURVIVAL_RUN, "disabled"), True, False), (Output(ids.SURVIVAL_CANCEL, "disabled"), False, True),
+                     (Output(ids.SURVIVAL_PROGRESS_WRAP, "style"), {}, {"display": "none"})],
+            cancel=[Input(ids.SURVIVAL_CANCEL, "n_clicks")],
+            cache_args_to_ignore=[0],  # the click count: the same question is answered from the cache
+            interval=250,
+            prevent_initial_call=True,
+        )
+        def leave_one_out(set_progress, _clicks, request):
+            try:
+                question = views.survival_request(engine, request)
+            except ValueError as exc:
+                return html.Span(views.error_text(exc), className="text-danger"), no_update, [], request
+            total = len(question["participants"])
+            started = time.perf_counter()
+
+            def progress(done: int, _total: int) -> None:
+                elapsed = time.perf_counter() - started
+                left = f", about {elapsed / done * (_total - done):.0f} s left" if done else ""
+                set_progress((done, f"{done} of {_total} refits{left}"))
+
+            progress(0, total)
+            try:
+                data = views.run_survival(engine, question, progress)
+            except ValueError as exc:
+                return html.Span(views.error_text(exc), className="text-danger"), no_update, [], request
+            summary, figure, rows = views.survival_outputs(engine, data)
+            return summary, figure, rows, request
+
     # RFT p-values of a new participant subset / model: the smoothness estimate (about a
     # second) runs in its own request and its rows come back tagged with the table key
     # they answer; the browser puts them in the table only if that key is still the
@@ -341,37 +387,88 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Input(ids.TABS, "active_tab"), Input(ids.VIEW, "data"), State(ids.CLAIMS_TAB, "tab_id"),
     )
 
-    if claim_tables(engine.study):
-        @app.callback(
-            Output(ids.CLAIM_SUMMARY, "children"), Output(ids.CLAIM_GRID, "rowData"),
-            Input(ids.CLAIM_VIEW, "data"), Input(ids.CLAIM_TABLE, "value"),
-        )
-        def check_claims(state, name):
-            if not state:
-                raise PreventUpdate
-            try:
-                return views.claim_check(engine, checked_or_prevent(engine, state), name)
-            except ValueError as exc:
-                log.info("claim check refused: %s", exc)
-                raise PreventUpdate from exc
+    mapping = {"type": ids.CLAIM_MAPPING_FIELD, "field": ALL}
 
-        # a click on a claim row sets the contrast (and direction) controls and sends the
-        # views to its coordinate, in one response: `update` reads both (controls are the truth)
-        @app.callback(
-            Output(ids.CONTRAST, "value", allow_duplicate=True), Output(ids.DIRECTION, "value", allow_duplicate=True),
-            Output(ids.GOTO, "data"), Output(ids.CLAIM_GOTO_NOTE, "children"),
-            Input(ids.CLAIM_GRID, "cellClicked"), State(ids.CLAIM_GRID, "rowData"), State(ids.VIEW, "data"), State(ids.GOTO, "data"),
-            prevent_initial_call=True,
-        )
-        def claim_goto(clicked, rows, state, goto):
-            state = checked_or_prevent(engine, state)
-            try:
-                contrast, direction, target, note = views.goto_row(engine, state, rows, clicked, goto)
-            except ValueError as exc:
-                log.info("claim row ignored: %s", exc)
-                raise PreventUpdate from exc
-            return (contrast if contrast != state["contrast"] else no_update,
-                    direction if direction != state["direction"] else no_update, target, note)
+    @app.callback(
+        Output(ids.CLAIM_SUMMARY, "children"), Output(ids.CLAIM_GRID, "rowData"),
+        Input(ids.CLAIM_VIEW, "data"), Input(ids.CLAIM_TABLE, "value"), Input(mapping, "value"),
+        State(mapping, "id"), State(ids.UPLOAD, "data"),
+    )
+    def check_claims(state, name, fields, field_ids, upload):
+        if not state or name is None:
+            raise PreventUpdate
+        columns = upload.get("columns") if isinstance(upload, dict) and isinstance(upload.get("columns"), list) else []
+        try:
+            return views.claim_check(engine, checked_or_prevent(engine, state), name, upload, peaks.mapping_of(fields, field_ids, columns))
+        except ValueError as exc:  # a table whose columns do not give x, y, z (yet): say so
+            log.info("claim check refused: %s", exc)
+            return views.error_text(exc), []
+
+    # an uploaded peak table: parsed here, kept by the page (never written to disk), offered
+    # to the claim check and as a marker layer, with its columns mapped to the fields
+    @app.callback(
+        Output(ids.UPLOAD, "data"), Output(ids.CLAIM_UPLOAD_NOTE, "children"), Output(ids.CLAIM_MAPPING, "children"),
+        Output(ids.CLAIM_TABLE, "options"), Output(ids.CLAIM_TABLE, "value"), Output(ids.PEAK_LAYERS, "options"),
+        Input(ids.CLAIM_UPLOAD, "contents"), State(ids.CLAIM_UPLOAD, "filename"),
+        prevent_initial_call=True,
+    )
+    def receive_upload(contents, filename):
+        try:
+            store, guess = peaks.receive_upload(contents, filename)
+        except ValueError as exc:
+            return no_update, html.Span(views.error_text(exc, 300), className="text-danger"), no_update, no_update, no_update, no_update
+        options = peaks.layer_options(engine, store)
+        note = f"Read {len(store['rows'])} rows of {store['name']}: kept in this page only."
+        return (store, note, layout.mapping_controls(store["columns"], guess), options, peaks.UPLOAD_LAYER, options)
+
+    # a click on a row of the claim check or of the peak-distance table: the views go to its
+    # coordinate; a claim row also sets the contrast (and direction) controls, in the same
+    # response, and `update` reads both (controls are the truth)
+    @app.callback(
+        Output(ids.CONTRAST, "value", allow_duplicate=True), Output(ids.DIRECTION, "value", allow_duplicate=True),
+        Output(ids.GOTO, "data"), Output(ids.CLAIM_GOTO_NOTE, "children"),
+        Input(ids.CLAIM_GRID, "cellClicked"), Input(ids.PEAK_GRID, "cellClicked"),
+        State(ids.CLAIM_GRID, "rowData"), State(ids.PEAK_GRID, "rowData"), State(ids.VIEW, "data"), State(ids.GOTO, "data"),
+        prevent_initial_call=True,
+    )
+    def goto_row(claim_click, peak_click, claim_rows, peak_rows, state, goto):
+        state = checked_or_prevent(engine, state)
+        try:
+            if ctx.triggered_id == ids.PEAK_GRID:
+                target = views.goto_data(engine, peaks.goto_point(engine, peak_rows, peak_click), goto)
+                return no_update, no_update, target, no_update
+            contrast, direction, target, note = views.goto_row(engine, state, claim_rows, claim_click, goto)
+        except ValueError as exc:
+            log.info("row click ignored: %s", exc)
+            raise PreventUpdate from exc
+        return (contrast if contrast != state["contrast"] else no_update,
+                direction if direction != state["direction"] else no_update, target, note)
+
+    # peak markers and distances: the view goes on to the server only while a layer is marked
+    # (or was just unmarked), so that other actions send no request for them
+    app.clientside_callback(
+        cue_function("peakView"),
+        Output(ids.PEAK_VIEW, "data"),
+        Input(ids.PEAK_LAYERS, "value"), Input(ids.RENDERED_MAPS, "data"), State(ids.VIEW, "data"), State(ids.PEAK_VIEW, "data"),
+    )
+
+    @app.callback(
+        Output(ids.GLASS_BRAIN, "figure", allow_duplicate=True), *[Output(g, "figure", allow_duplicate=True) for g in ids.SLICES],
+        Output(ids.PEAK_GRID, "rowData"), Output(ids.PEAK_SUMMARY, "children"), Output(ids.RENDERED_PEAKS, "data"),
+        Input(ids.PEAK_VIEW, "data"), State(ids.UPLOAD, "data"), State(mapping, "value"), State(mapping, "id"), State(ids.RENDERED_PEAKS, "data"),
+        prevent_initial_call=True,
+    )
+    def draw_peaks(view, upload, fields, field_ids, rendered):
+        if not isinstance(view, dict) or not isinstance(view.get("rendered"), dict):
+            raise PreventUpdate
+        state = checked_or_prevent(engine, view.get("state"))
+        columns = upload.get("columns") if isinstance(upload, dict) and isinstance(upload.get("columns"), list) else []
+        try:
+            return peaks.draw(engine, state, view.get("layers"), view["rendered"], upload, peaks.mapping_of(fields, field_ids, columns),
+                              rendered)
+        except ValueError as exc:
+            log.info("peak layers refused: %s", exc)
+            raise PreventUpdate from exc
 
     @app.callback(
         Output(ids.COMPARE, "figure"), Output(ids.COMPARE_STATUS, "children"),

@@ -40,6 +40,24 @@ CLAIM_VIEW = "claim-view"  # the view state, passed on only while the claim tab 
 CLAIM_SUMMARY = "claim-summary"
 CLAIM_GRID = "claim-grid"
 CLAIM_GOTO_NOTE = "claim-goto-note"  # where a click on a claim row moved the views
+CLAIM_UPLOAD = "claim-upload"  # dcc.Upload of a peak table (TSV/CSV)
+CLAIM_UPLOAD_NOTE = "claim-upload-note"
+CLAIM_MAPPING = "claim-mapping"  # the column-mapping dropdowns of an uploaded table
+CLAIM_MAPPING_FIELD = "claim-mapping-field"  # pattern-matching ids {"type": CLAIM_MAPPING_FIELD, "field": <x, y, z, t, ...>}
+UPLOAD = "uploaded-table"  # the uploaded table, kept by the page: {name, columns, rows}
+
+# peak layers (markers of peak tables on the maps)
+PEAK_LAYERS = "peak-layers"  # which tables are marked
+PEAK_VIEW = "peak-view"  # {layers, state, rendered}: set in the browser only while layers are on (or just turned off)
+RENDERED_PEAKS = "rendered-peaks"  # key of the distance table shown
+PEAK_GRID = "peak-grid"  # each marked peak's distance to the view's clusters
+PEAK_SUMMARY = "peak-summary"
+PEAK_DETAILS = "peak-details"
+
+
+def claim_mapping(field: str) -> dict[str, str]:
+    """The id of the mapping dropdown of one field of an uploaded peak table."""
+    return {"type": CLAIM_MAPPING_FIELD, "field": field}
 COMPARE_TAB = "compare-tab"  # the compare dbc.Tab itself (its tab_id, TAB_COMPARE, is read in the browser)
 GLASS_BRAIN = "glass-brain"
 SLICE_SAGITTAL = "slice-sagittal"
@@ -79,6 +97,19 @@ REG_NOTE = "regression-note"
 EXCLUDE_BUTTON = "exclude-participant"
 INFLUENCE = "influence-bars"  # each participant's influence on the selected cluster's regression
 INFLUENCE_NOTE = "influence-note"
+
+# leave-one-out survival of the selected cluster (a background job)
+SURVIVAL_REQUEST = "survival-request"  # what a run would answer (from VIEW, in the browser): contrast, cluster, threshold, subset...
+SURVIVAL_SHOWN = "survival-shown"  # the request the result on screen answers
+SURVIVAL_RUN = "survival-run"
+SURVIVAL_CANCEL = "survival-cancel"
+SURVIVAL_PROGRESS = "survival-progress"
+SURVIVAL_PROGRESS_WRAP = "survival-progress-wrap"
+SURVIVAL_RESULT = "survival-result"  # the result's container (hidden when it answers another request)
+SURVIVAL_STALE = "survival-stale"  # what the panel says when the result is not the selected cluster's
+SURVIVAL_SUMMARY = "survival-summary"
+SURVIVAL_FIGURE = "survival-strip"
+SURVIVAL_GRID = "survival-grid"
 
 # participants
 PARTICIPANT_GRID = "participant-grid"

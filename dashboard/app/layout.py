@@ -136,7 +136,7 @@ def map_view(graph_id: str, className: str | None = None) -> html.Div:
                     className="map-view")
 
 
-def explore_tab(state: dict) -> html.Div:
+def explore_tab(study: Study, state: dict) -> html.Div:
     slice_cols = [dbc.Col(map_view(gid, className="slice-graph"), md=4) for gid in ids.SLICES]
     point_inputs = dbc.Row(
         [
@@ -152,6 +152,7 @@ def explore_tab(state: dict) -> html.Div:
     )
     return html.Div(
         [
+            peak_layers(study),
             map_view(ids.GLASS_BRAIN),
             point_inputs,
             dbc.Row(slice_cols, className="g-1"),
@@ -165,14 +166,13 @@ CLAIM_RULES = {"claim-match": "params.value === 'match'", "claim-near": "params.
 
 
 def claims_tab(study: Study) -> html.Div:
-    """A published peak table held against the maps (dashboard.claims), at the view's
-    threshold: one row per table row with its verdict and the reason."""
+    """A peak table held against the maps (dashboard.claims), at the view's threshold: one
+    row per table row with its verdict and the reason.  The table is one of the folder's
+    (tables/*.tsv with x, y, z) or one the user uploads (kept by the page, never written
+    anywhere), with its columns mapped to the fields when they are not recognised."""
     from dashboard.claims import peak_tables
 
     names = peak_tables(study)
-    if not names:
-        return html.Div(dbc.Alert("This folder has no peak tables (tables/*.tsv with x, y, z columns) to check.", color="light"),
-                        className="p-2")
     columns: list[dict] = [{"field": f, "headerName": h, "width": w} for f, h, w in (
         ("verdict", "Verdict", 120), ("checked_contrast", "Contrast", 120), ("checked_direction", "Dir.", 80), ("x", "x", 75),
         ("y", "y", 75), ("z", "z", 75))]
@@ -182,16 +182,71 @@ def claims_tab(study: Study) -> html.Div:
                       getRowId="params.data.row",
                       dashGridOptions={"suppressFieldDotNotation": True, "tooltipShowDelay": 300, "enableCellTextSelection": True},
                       style={"height": "520px", "width": "100%"}, className="ag-theme-quartz")
+    upload = dcc.Upload(id=ids.CLAIM_UPLOAD, children=html.Div(["Upload a peak table: drop a TSV/CSV here or ", html.A("choose a file")]),
+                        className="claim-upload", multiple=False, max_size=UPLOAD_MAX_BYTES,
+                        accept=".tsv,.csv,.txt,text/tab-separated-values,text/csv,text/plain")
     return html.Div([
-        dbc.Row([dbc.Col(_field("Peak table", dcc.Dropdown(id=ids.CLAIM_TABLE, options=names, value=names[0], clearable=False)), md=4),
-                 dbc.Col(html.Div(id=ids.CLAIM_SUMMARY, className="fw-semibold mt-4"), md=8)]),
+        dbc.Row([dbc.Col(_field("Peak table", dcc.Dropdown(id=ids.CLAIM_TABLE, options=names, value=names[0] if names else None,
+                                                           clearable=False, placeholder="upload a table")), md=4),
+                 dbc.Col(upload, md=4, className="align-self-end mb-3"),
+                 dbc.Col(html.Div(id=ids.CLAIM_UPLOAD_NOTE, className="small"), md=4, className="align-self-end mb-3")]),
+        html.Div(id=ids.CLAIM_MAPPING, className="claim-mapping"),
+        html.Div(id=ids.CLAIM_SUMMARY, className="fw-semibold mb-1"),
         html.Div("Each row at the current threshold, extent, model and participants: is the coordinate in a listed cluster, the "
                  "nearest listed peak, the map's value there, the atlas label, and whether its T and Z agree at the map's df. "
-                 "Click a row to move the views to its coordinate and select the cluster there.",
+                 "Click a row to move the views to its coordinate and select the cluster there."
+                 + ("" if names else " This folder has no peak tables of its own: upload one."),
                  className="small text-muted mb-2"),
         grid,
         html.Div(id=ids.CLAIM_GOTO_NOTE, className="small mt-1 claim-goto-note"),
     ], className="p-2")
+
+
+UPLOAD_MAX_BYTES = 1024 * 1024  # also the limit of dashboard.claims.read_uploaded_table
+
+
+def mapping_controls(columns: list[str], guess: dict[str, str | None]) -> html.Div:
+    """One dropdown per field of a peak table (x, y, z, T, Z, k, p, region, contrast, source),
+    each set to the column recognised for it; the user corrects what was not recognised."""
+    from dashboard.claims import FIELDS
+
+    options = [{"label": c, "value": c} for c in columns]
+    cols = [dbc.Col(_field(label, dcc.Dropdown(id=ids.claim_mapping(field), options=options, value=guess.get(field), clearable=True,
+                                               placeholder="—"), className="mb-1"), md=2, sm=4)
+            for field, label in FIELDS.items()]
+    return html.Div([html.Div("Columns: which column holds each field (recognised by name; correct any that are wrong or empty)",
+                              className="small fw-semibold"), dbc.Row(cols, className="g-2")], className="mb-2 p-2 border rounded")
+
+
+def peak_layers(study: Study) -> html.Div:
+    """The peak tables to mark on the maps (markers with hover) and the table of each
+    peak's distance to the current contrast's clusters."""
+    from dashboard.claims import peak_tables
+
+    names = peak_tables(study)
+    grid = dag.AgGrid(
+        id=ids.PEAK_GRID, rowData=[], getRowId="params.data.row",
+        columnDefs=[{"field": "layer", "headerName": "Table", "width": 150, "tooltipField": "layer"},
+                    {"field": "source", "headerName": "Source", "flex": 1, "minWidth": 160, "tooltipField": "source"},
+                    {"field": "region", "headerName": "Region", "width": 170, "tooltipField": "region"},
+                    {"field": "reported", "headerName": "Reported", "width": 100},
+                    {"field": "x", "headerName": "x", "width": 65}, {"field": "y", "headerName": "y", "width": 65},
+                    {"field": "z", "headerName": "z", "width": 65},
+                    {"field": "nearest_cluster_mm", "headerName": "to cluster (mm)", "width": 130, "filter": "agNumberColumnFilter",
+                     "headerTooltip": "distance from the peak to the nearest voxel of a listed cluster of this view (0: inside one)"},
+                    {"field": "nearest_cluster", "headerName": "Nearest cluster", "width": 200, "tooltipField": "nearest_cluster"},
+                    {"field": "map_value", "headerName": "map value", "width": 105, "headerTooltip": "the map's statistic at the peak"}],
+        defaultColDef={"sortable": True, "resizable": True, "filter": True},
+        dashGridOptions={"suppressFieldDotNotation": True, "tooltipShowDelay": 300, "animateRows": False},
+        style={"height": "260px", "width": "100%"}, className="ag-theme-quartz",
+    )
+    return html.Div([
+        dbc.Row([dbc.Col(html.Span("Peaks on the maps", className="fw-semibold small"), width="auto"),
+                 dbc.Col(dbc.Checklist(id=ids.PEAK_LAYERS, options=[{"label": n, "value": n} for n in names], value=[], inline=True,
+                                       className="small"), className="peak-layers")], className="align-items-center g-2"),
+        html.Details([html.Summary(["Distances of the marked peaks to this view's clusters ", html.Span(id=ids.PEAK_SUMMARY)],
+                                   className="small"), grid], className="mt-1", id=ids.PEAK_DETAILS),
+    ], className="my-1")
 
 
 def compare_tab() -> html.Div:
@@ -329,6 +384,42 @@ INFLUENCE_COLUMNS = {
 }
 
 
+def survival_panel(study: Study) -> dbc.Card:
+    """Leave each participant out, refit, and see whether the selected cluster survives:
+    a background job (Dash background callback) with progress and cancel."""
+    n = len(study.participant_ids)
+    cols = [{"field": "participant_id", "headerName": "left out", "width": 120, "pinned": "left"},
+            {"field": "survives", "headerName": "survives", "width": 100},
+            {"field": "peak_t", "headerName": "peak", "width": 90, "valueFormatter": T_FORMAT},
+            {"field": "k", "headerName": "k", "width": 80},
+            {"field": "p_fwe_cluster", "headerName": "cluster p FWE", "width": 125, "valueFormatter": P_FORMAT},
+            {"field": "dice", "headerName": "Dice", "width": 85, "valueFormatter": T_FORMAT,
+             "headerTooltip": "overlap with the cluster of everyone: 2|A∩B| / (|A| + |B|)"},
+            {"field": "max_t_in_original", "headerName": "max in cluster", "width": 120, "valueFormatter": T_FORMAT,
+             "headerTooltip": "the refit's highest value over the voxels of the cluster of everyone"},
+            {"field": "df", "headerName": "df", "width": 70}]
+    grid = dag.AgGrid(id=ids.SURVIVAL_GRID, columnDefs=cols, rowData=[], getRowId="params.data.participant_id",
+                      defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                      dashGridOptions={"suppressFieldDotNotation": True, "animateRows": False, "tooltipShowDelay": 300},
+                      style={"height": "300px", "width": "100%"}, className="ag-theme-quartz")
+    body = [
+        dbc.Row([
+            dbc.Col(dbc.Button(f"Leave each participant out ({n} refits)", id=ids.SURVIVAL_RUN, color="primary", size="sm", n_clicks=0),
+                    width="auto"),
+            dbc.Col(dbc.Button("Cancel", id=ids.SURVIVAL_CANCEL, color="secondary", outline=True, size="sm", disabled=True), width="auto"),
+            dbc.Col(html.Div(dbc.Progress(id=ids.SURVIVAL_PROGRESS, value=0, max=n, label="", striped=True, animated=True,
+                                          style={"height": "1.4rem"}), id=ids.SURVIVAL_PROGRESS_WRAP, style={"display": "none"})),
+        ], className="align-items-center g-2 mb-2"),
+        html.Div(id=ids.SURVIVAL_STALE, className="small text-muted"),
+        html.Div([html.Div(id=ids.SURVIVAL_SUMMARY, className="mb-1"),
+                  dbc.Row([dbc.Col(dcc.Graph(id=ids.SURVIVAL_FIGURE, config=GRAPH_CONFIG, figure=empty_figure("", 300)), md=7),
+                           dbc.Col(grid, md=5)], className="g-2")],
+                 id=ids.SURVIVAL_RESULT, style={"display": "none"}),
+    ]
+    return dbc.Card([dbc.CardHeader(html.Span("Does the selected cluster survive leaving each participant out?", className="fw-semibold")),
+                     dbc.CardBody(body, className="p-2")], className="mb-3", style=None if study.can_refit else {"display": "none"})
+
+
 def participant_rows(study: Study) -> list[dict]:
     frame = study.participants.reset_index()
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -428,6 +519,9 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
             dcc.Store(id=ids.CLAIM_VIEW, data=None),
             dcc.Store(id=ids.GOTO, data=None),
+            dcc.Store(id=ids.UPLOAD, data=None),
+            dcc.Store(id=ids.PEAK_VIEW, data=None),
+            dcc.Store(id=ids.RENDERED_PEAKS, data=None),
             html.Div(
                 [html.H1(study.name, id=ids.STUDY_TITLE, className="h4 my-2 me-3"), synthetic_banner(study), study_switch(studies, current)],
                 className="d-flex flex-wrap align-items-center",
@@ -438,7 +532,7 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
                     dbc.Col(
                         dbc.Tabs(
                             [
-                                dbc.Tab(explore_tab(state), label="Explore", tab_id=ids.TAB_EXPLORE),
+                                dbc.Tab(explore_tab(study, state), label="Explore", tab_id=ids.TAB_EXPLORE),
                                 dbc.Tab(compare_tab(), label="Compare contrasts", tab_id=ids.TAB_COMPARE, id=ids.COMPARE_TAB),
                                 dbc.Tab(claims_tab(study), label="Claim check", tab_id=ids.TAB_CLAIMS, id=ids.CLAIMS_TAB),
                             ],
@@ -456,6 +550,9 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
                     dbc.Col(participants_panel(study), xl=6),
                 ],
             ),
+            dbc.Row(dbc.Col(survival_panel(study))),
+            dcc.Store(id=ids.SURVIVAL_REQUEST, data=None),
+            dcc.Store(id=ids.SURVIVAL_SHOWN, data=None),
         ],
         fluid=True,
         className="pb-4",

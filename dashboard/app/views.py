@@ -495,15 +495,18 @@ def included_text(engine: Engine, state: dict, selected) -> str:
     return text
 
 
-def claim_check(engine: Engine, state: dict, name: Any):
-    """(summary, rows) of the claim check of one of the folder's peak tables at the
-    view's threshold, extent, model and participants."""
-    from dashboard.claims import check_table, peak_tables
+def claim_check(engine: Engine, state: dict, name: Any, upload: Any = None, mapping: dict[str, str] | None = None):
+    """(summary, rows) of the claim check of one of the folder's peak tables, or of the
+    uploaded one (``name`` :data:`peaks.UPLOAD_LAYER`, its columns mapped by ``mapping``),
+    at the view's threshold, extent, model and participants."""
+    from dashboard.app.peaks import layer_frame
+    from dashboard.claims import check_table
 
-    if not isinstance(name, str) or name not in peak_tables(engine.study):
-        raise ValueError("no such peak table")
+    if not isinstance(name, str):
+        raise ValueError("no peak table chosen")
+    table, cols = layer_frame(engine, name, upload, mapping)
     with engine.lock:
-        rows, line = check_table(engine.analysis, engine.study.tables[name], threshold=engine.threshold(state), extent=int(state["k"]),
+        rows, line = check_table(engine.analysis, table, mapping=cols, threshold=engine.threshold(state), extent=int(state["k"]),
                                  model=engine._model(state["model"]), participants=engine.subset(state["participants"]),
                                  fallback_contrast=state["contrast"])
     shown = rows.astype(object).where(rows.notna(), None).to_dict("records")
@@ -527,9 +530,64 @@ def goto_row(engine: Engine, state: dict, rows: Any, clicked: Any, goto: Any) ->
     direction = state["direction"]
     if direction != "both":
         direction = st.checked_field(engine.choices, "direction", row.get("checked_direction"))
-    point = snap(engine, st.checked_field(engine.choices, "point", [row.get("x"), row.get("y"), row.get("z")]))
-    n = goto.get("n", 0) if isinstance(goto, dict) and isinstance(goto.get("n"), int) else 0
+    target = goto_data(engine, st.checked_field(engine.choices, "point", [row.get("x"), row.get("y"), row.get("z")]), goto)
+    point = target["point"]
     label = next((c.label for c in engine.study.contrasts if c.id == contrast), contrast)
     note = (f"Views moved to MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) on {label}; the cluster there is selected in the table "
             "below (Explore shows the maps).")
-    return contrast, direction, {"point": point, "n": n + 1}, note
+    return contrast, direction, target, note
+
+
+def goto_data(engine: Engine, point: list[float], goto: Any) -> dict:
+    """The GOTO store's next value: the voxel centre of ``point`` and a click count (so
+    that going to the same point twice is still a change)."""
+    n = goto.get("n", 0) if isinstance(goto, dict) and isinstance(goto.get("n"), int) else 0
+    return {"point": snap(engine, point), "n": n + 1}
+
+
+# -- leave-one-out survival of the selected cluster (a background job) -------------------
+SURVIVAL_KEYS = ("contrast", "direction", "use_t", "t", "p_kind", "p_unc", "k", "svc", "model", "participants", "cluster")
+
+
+def survival_request(engine: Engine, request: Any) -> dict:
+    """The question a leave-one-out run answers (the view state's keys it depends on, as
+    assets/clientside.js ``survivalRequest`` builds it), checked; ValueError otherwise."""
+    if not isinstance(request, dict) or set(request) != set(SURVIVAL_KEYS):
+        raise ValueError("not a leave-one-out request")
+    out = {key: st.checked_field(engine.choices, key, request[key]) for key in SURVIVAL_KEYS}
+    if out["cluster"] is None:
+        raise ValueError("no cluster selected")
+    if out["svc"]:
+        raise ValueError("leave-one-out runs on the whole volume: clear the small-volume regions first")
+    if not engine.study.can_refit:
+        raise ValueError("leave-one-out needs participant images (this folder has group maps only)")
+    return out
+
+
+def run_survival(engine: Engine, request: dict, progress=None) -> dict:
+    """Leave each participant of the request's subset out, refit, and see whether its
+    cluster survives (:func:`dashboard.survival.leave_one_out`); plain JSON values."""
+    from dashboard.survival import leave_one_out
+
+    cluster = request["cluster"]
+    result = leave_one_out(engine.analysis, request["contrast"], tuple(cluster["peak"]), direction=cluster["direction"],
+                           threshold=engine.threshold(request), extent=int(request["k"]), model=engine._model(request["model"]),  # type: ignore[arg-type]
+                           participants=engine.subset(request["participants"]), progress=progress)
+    return result.to_dict()
+
+
+def survival_outputs(engine: Engine, data: dict) -> tuple[Any, dict, list[dict]]:
+    """(summary children, strip figure, table rows) of a finished leave-one-out run."""
+    full, rows, summary = data["full"], data["rows"], data["summary"]
+    stat = engine.analysis.map_field(data["contrast"], data["model"], tuple(data["participants"]), float(full["df"])).stat
+    peak = ", ".join(f"{v:g}" for v in (full["x"], full["y"], full["z"]))
+    p_full = full.get("p_fwe_cluster")
+    head = (f"Cluster at ({peak}), {full['k']} voxels, peak {stat} {full['peak_t']:.2f}"
+            + (f", cluster p-FWE {p_full:.3g}" if p_full is not None else "") + f", with all {len(data['participants'])}: ")
+    text = [html.Span(head + str(summary.get("text", "")), className="fw-semibold"), html.Br(),
+            html.Span(f"Each refit at its own df and the same threshold kind; {data['note']}.", className="small text-muted")]
+    fig = figures.survival_figure(rows, full, stat=stat)
+    shown = []
+    for r in rows:
+        shown.append({key: (round(v, 4) if isinstance(v, float) else v) for key, v in r.items()})
+    return text, fig, shown

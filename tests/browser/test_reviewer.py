@@ -65,3 +65,75 @@ def test_rv001_influence_bars_and_columns_follow_the_selected_cluster(dash_duo, 
     dash_duo._wait_for(lambda d: _grid_cell(dash_duo, ids.PARTICIPANT_GRID, most, "influence:cooks") == "",
                        timeout=TIMEOUT, msg="the left-out participant kept influence values")
     no_console_errors(dash_duo)
+
+
+def _start_interaction_cluster(dash_duo, sample_engine) -> dict:
+    start_sample(dash_duo, sample_engine)
+    choose_contrast(dash_duo, INTERACTION)
+    wait_table_contains(dash_duo, "Frontal_Sup_Medial_R")
+    click_table_row(dash_duo, 0)
+    dash_duo.wait_for_contains_text(f"#{ids.REG_STATS}", "voxels", timeout=TIMEOUT)
+    settle(dash_duo)
+    return view_state(dash_duo)
+
+
+def test_rv002_leave_one_out_survival_runs_in_the_background(dash_duo, sample_engine):
+    """The leave-one-out job shows progress from its first second, leaves the page usable,
+    and its table is what dashboard.survival computes; asked again, it answers from the cache."""
+    import time
+
+    from dashboard.survival import leave_one_out
+
+    state = _start_interaction_cluster(dash_duo, sample_engine)
+    assert dash_duo.find_element(f"#{ids.SURVIVAL_STALE}").text.startswith("Run it for the selected cluster")
+    js_click(dash_duo, f"#{ids.SURVIVAL_RUN}")
+    t0 = time.perf_counter()
+    dash_duo._wait_for(lambda d: "of 22 refits" in dash_duo.find_element(f"#{ids.SURVIVAL_PROGRESS}").text, timeout=5,
+                       msg="no progress shown")
+    first_progress = time.perf_counter() - t0
+    assert first_progress < 2.0, first_progress
+    assert dash_duo.find_element(f"#{ids.SURVIVAL_RUN}").get_attribute("disabled") is not None
+    # the page stays usable while the job runs: a threshold change is answered meanwhile
+    from tests.browser.helpers import set_input
+
+    set_input(dash_duo, f"#{ids.EXTENT}", 11)
+    dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "≥ 11 voxels", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text(f"#{ids.SURVIVAL_STALE}", "Run it for the selected cluster", timeout=TIMEOUT)
+    set_input(dash_duo, f"#{ids.EXTENT}", 10)
+    dash_duo.wait_for_contains_text(f"#{ids.SURVIVAL_SUMMARY}", "leave-outs", timeout=30)
+    rows = wait_rows(dash_duo, ids.SURVIVAL_GRID, 5)
+    assert rows
+    # the table is leave_one_out's, computed here
+    expected = leave_one_out(sample_engine.analysis, "interaction", tuple(state["cluster"]["peak"]), direction="pos",
+                             threshold=sample_engine.threshold(state), extent=10, participants=tuple(state["participants"]))
+    summary = dash_duo.find_element(f"#{ids.SURVIVAL_SUMMARY}").text
+    assert expected.summary["text"] in summary, summary
+    first = expected.frame.iloc[0]
+    shown = _grid_cell(dash_duo, ids.SURVIVAL_GRID, str(first["participant_id"]), "k")
+    assert shown == str(int(first["k"])), shown
+    assert len(dash_duo.find_elements(f"#{ids.SURVIVAL_FIGURE} .scatterlayer .point")) == 2 * len(expected.frame)
+    # asked again (another click, same question): from the cache, at once
+    js_click(dash_duo, f"#{ids.SURVIVAL_RUN}")
+    t0 = time.perf_counter()
+    settle(dash_duo)
+    assert time.perf_counter() - t0 < 3.0
+    assert expected.summary["text"] in dash_duo.find_element(f"#{ids.SURVIVAL_SUMMARY}").text
+    no_console_errors(dash_duo)
+
+
+def test_rv003_leave_one_out_can_be_cancelled(dash_duo, sample_engine):
+    _start_interaction_cluster(dash_duo, sample_engine)
+    from tests.browser.helpers import set_input
+
+    set_input(dash_duo, f"#{ids.EXTENT}", 12)  # a question not cached by another test
+    dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "≥ 12 voxels", timeout=TIMEOUT)
+    settle(dash_duo)
+    js_click(dash_duo, f"#{ids.SURVIVAL_RUN}")
+    dash_duo._wait_for(lambda d: "of 22 refits" in dash_duo.find_element(f"#{ids.SURVIVAL_PROGRESS}").text, timeout=5,
+                       msg="no progress shown")
+    js_click(dash_duo, f"#{ids.SURVIVAL_CANCEL}")
+    dash_duo._wait_for(lambda d: dash_duo.find_element(f"#{ids.SURVIVAL_RUN}").get_attribute("disabled") is None, timeout=TIMEOUT,
+                       msg="the run button stayed disabled after cancel")
+    assert not dash_duo.find_element(f"#{ids.SURVIVAL_PROGRESS_WRAP}").is_displayed()
+    assert not dash_duo.find_element(f"#{ids.SURVIVAL_RESULT}").is_displayed()
+    no_console_errors(dash_duo)

@@ -1,0 +1,245 @@
+"""Peak tables in the page: the folder's tables of MNI coordinates (its published table,
+peaks of other studies) and one the user uploads, as marker layers on the maps, as
+input of the claim check, and as a table of distances to the current clusters.
+
+An uploaded table never touches the disk: it is parsed here (:func:`dashboard.claims.read_uploaded_table`),
+kept by the page (a ``dcc.Store`` of plain records) and sent back with the requests that
+use it, where :func:`uploaded_frame` checks it again (the page can send anything).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dashboard.app import state as st
+from dashboard.app.engine import Engine
+from dashboard.figures import PeakMarker
+
+UPLOAD_LAYER = "__upload__"  # the layer value of the uploaded table (no folder table has this name: tables/*.tsv stems)
+MAX_UPLOAD_ROWS = 5000
+MAX_UPLOAD_COLUMNS = 100
+
+
+def layer_options(engine: Engine, upload: Any = None) -> list[dict[str, str]]:
+    """The peak tables that can be drawn: the folder's (those with x, y, z columns) and
+    the uploaded one."""
+    from dashboard.claims import peak_tables
+
+    options = [{"label": name, "value": name} for name in peak_tables(engine.study)]
+    name = upload_name(upload)
+    if name is not None:
+        options.append({"label": f"uploaded: {name}", "value": UPLOAD_LAYER})
+    return options
+
+
+def upload_name(upload: Any) -> str | None:
+    return upload["name"] if isinstance(upload, dict) and isinstance(upload.get("name"), str) else None
+
+
+def upload_store(filename: str, frame: pd.DataFrame) -> dict[str, Any]:
+    """What the page keeps of an uploaded table: its name, columns and rows as JSON values."""
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return {"name": filename, "columns": [str(c) for c in frame.columns], "rows": records}
+
+
+def uploaded_frame(upload: Any) -> pd.DataFrame:
+    """The uploaded table the page sent back, checked (shape, names, plain values);
+    ValueError for anything else."""
+    if not isinstance(upload, dict):
+        raise ValueError("no uploaded table")
+    columns, rows = upload.get("columns"), upload.get("rows")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns) or not 0 < len(columns) <= MAX_UPLOAD_COLUMNS:
+        raise ValueError("uploaded table: bad columns")
+    if len(set(columns)) != len(columns):
+        raise ValueError("uploaded table: duplicate column names")
+    if not isinstance(rows, list) or not 0 < len(rows) <= MAX_UPLOAD_ROWS:
+        raise ValueError("uploaded table: bad rows")
+    known = set(columns)
+    for row in rows:
+        if not isinstance(row, dict) or not set(row) <= known:
+            raise ValueError("uploaded table: a row is not one of the table's")
+        for v in row.values():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, str | int | float)):
+                raise ValueError("uploaded table: a value is not text or a number")
+    return pd.DataFrame(rows, columns=columns)
+
+
+def mapping_of(values: Any, field_ids: Any, columns: list[str]) -> dict[str, str]:
+    """field -> column from the mapping dropdowns (pattern-matching values and ids), only
+    columns the table has; an empty choice leaves the field to recognition."""
+    out: dict[str, str] = {}
+    if not isinstance(values, list) or not isinstance(field_ids, list) or len(values) != len(field_ids):
+        return out
+    for fid, value in zip(field_ids, values, strict=True):
+        field = fid.get("field") if isinstance(fid, dict) else None
+        if isinstance(field, str) and isinstance(value, str) and value in columns:
+            out[field] = value
+    return out
+
+
+def layer_frame(engine: Engine, layer: str, upload: Any, mapping: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """(table, field -> column) of one layer; ValueError for an unknown layer or a table
+    without coordinates."""
+    from dashboard.claims import peak_tables, recognise_columns
+
+    if layer == UPLOAD_LAYER:
+        frame = uploaded_frame(upload)
+        return frame, recognise_columns(list(frame.columns), mapping or None)
+    if layer not in peak_tables(engine.study):
+        raise ValueError("no such peak table")
+    frame = engine.study.tables[layer]
+    return frame, recognise_columns(list(frame.columns))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def markers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | None = None) -> list[PeakMarker]:
+    """The peaks of the chosen layers with their hover lines (source, region, reported Z
+    or T, coordinate); rows without three finite coordinates are left out."""
+    if not isinstance(layers, list):
+        return []
+    out: list[PeakMarker] = []
+    for layer in layers:
+        if not isinstance(layer, str):
+            continue
+        try:
+            frame, cols = layer_frame(engine, layer, upload, mapping)
+        except ValueError:
+            continue
+        title = f"uploaded: {upload_name(upload)}" if layer == UPLOAD_LAYER else layer
+        for _, row in frame.iterrows():
+            xyz = [_number(row[cols[a]]) for a in ("x", "y", "z")]
+            if any(v is None for v in xyz):
+                continue
+            lines = [title]
+            for field in ("source", "region", "contrast"):
+                if field in cols and row[cols[field]] is not None and str(row[cols[field]]).strip() and str(row[cols[field]]) != "nan":
+                    lines.append(str(row[cols[field]]))
+            stats = [f"{name} {v:g}" for name, field in (("Z", "zscore"), ("T", "t")) if field in cols
+                     for v in [_number(row[cols[field]])] if v is not None]
+            point = tuple(float(v) for v in xyz if v is not None)
+            lines.append(" · ".join([*stats, f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g})"]))
+            out.append(PeakMarker((point[0], point[1], point[2]), tuple(lines)))
+    return out
+
+
+DISTANCE_COLUMNS = ("layer", "source", "region", "reported", "x", "y", "z", "nearest_cluster_mm", "nearest_cluster", "map_value")
+
+
+def distances(engine: Engine, state: dict, layers: Any, upload: Any, mapping: dict[str, str] | None = None) -> tuple[list[dict], str]:
+    """Rows of the distance table (each peak of the chosen layers: distance to the nearest
+    listed cluster of the view's contrast and direction(s), the map's value there) and a
+    summary line."""
+    from dashboard.claims import peak_distances
+
+    if not isinstance(layers, list) or not layers:
+        return [], ""
+    rows: list[dict] = []
+    subset = engine.subset(state["participants"])
+    directions = ("pos",) if state["direction"] == "pos" else ("neg",) if state["direction"] == "neg" else ("pos", "neg")
+    for layer in layers:
+        if not isinstance(layer, str):
+            continue
+        try:
+            frame, cols = layer_frame(engine, layer, upload, mapping)
+        except ValueError:
+            continue
+        with engine.lock:
+            found = peak_distances(engine.analysis, frame, contrast=state["contrast"], directions=directions, threshold=engine.threshold(state),
+                                   extent=int(state["k"]), model=engine._model(state["model"]), participants=subset, mapping=cols)
+        title = f"uploaded: {upload_name(upload)}" if layer == UPLOAD_LAYER else layer
+        for i, (_, raw) in enumerate(frame.iterrows()):
+            got = found.iloc[i]
+            dist = _number(got.get("nearest_cluster_mm"))
+            value = _number(got.get("map_value"))
+            cluster = None
+            if dist is not None and got.get("nearest_cluster_id") is not None and not pd.isna(got.get("nearest_cluster_id")):
+                cluster = f"#{int(got['nearest_cluster_id'])} ({got['nearest_cluster_direction']}) peak " \
+                          f"{got['nearest_cluster_x']:g} {got['nearest_cluster_y']:g} {got['nearest_cluster_z']:g}"
+            reported = " · ".join(f"{n} {v:g}" for n, f in (("Z", "zscore"), ("T", "t")) if f in cols
+                                  for v in [_number(raw[cols[f]])] if v is not None)
+            rows.append({"row": f"{layer}|{i}", "layer": title, "source": _text(raw, cols, "source"), "region": _text(raw, cols, "region"),
+                         "reported": reported, "x": _number(raw[cols["x"]]), "y": _number(raw[cols["y"]]), "z": _number(raw[cols["z"]]),
+                         "nearest_cluster_mm": None if dist is None else round(dist, 1), "nearest_cluster": cluster,
+                         "map_value": None if value is None else round(value, 2)})
+    inside = sum(1 for r in rows if r["nearest_cluster_mm"] == 0)
+    near = sum(1 for r in rows if r["nearest_cluster_mm"] is not None and 0 < r["nearest_cluster_mm"] <= 10)
+    line = f"{len(rows)} peaks: {inside} inside a listed cluster of this view, {near} within 10 mm of one"
+    return rows, line
+
+
+def _text(row: pd.Series, cols: dict[str, str], field: str) -> str:
+    if field not in cols:
+        return ""
+    v = row[cols[field]]
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
+def goto_point(engine: Engine, rows: Any, clicked: Any) -> list[float]:
+    """The coordinate of a clicked row of the distance table (checked; ValueError otherwise)."""
+    if not isinstance(clicked, dict) or not isinstance(rows, list):
+        raise ValueError("no row clicked")
+    row = next((r for r in rows if isinstance(r, dict) and r.get("row") == clicked.get("rowId")), None)
+    if row is None:
+        raise ValueError("the clicked row is not in the grid")
+    return st.checked_field(engine.choices, "point", [row.get("x"), row.get("y"), row.get("z")])
+
+
+def receive_upload(contents: Any, filename: Any) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """(store, field -> recognised column) of a dcc.Upload's ``contents`` (a base64 data
+    URL) and file name; ValueError with one line naming the file and the problem."""
+    import base64
+    import binascii
+
+    from dashboard.claims import column_guess, read_uploaded_table
+
+    name = filename if isinstance(filename, str) and filename else "the uploaded file"
+    name = name.replace("\\", "/").rsplit("/", 1)[-1][:200]
+    if not isinstance(contents, str) or "," not in contents:
+        raise ValueError(f"{name}: nothing was uploaded")
+    try:
+        content = base64.b64decode(contents.split(",", 1)[1], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{name}: the upload is not base64 data") from exc
+    frame = read_uploaded_table(name, content)
+    if len(frame) > MAX_UPLOAD_ROWS or len(frame.columns) > MAX_UPLOAD_COLUMNS:
+        raise ValueError(f"{name}: more than {MAX_UPLOAD_ROWS} rows or {MAX_UPLOAD_COLUMNS} columns")
+    return upload_store(name, frame), column_guess([str(c) for c in frame.columns])
+
+
+def draw(engine: Engine, state: dict, layers: Any, rendered_maps: dict[str, Any], upload: Any, mapping: dict[str, str],
+         rendered: Any) -> tuple:
+    """Markers of the chosen layers on the glass brain and the three slices (annotation
+    patches, after each slice's fixed annotations), and the distance table (only when what
+    it depends on changed since ``rendered``)."""
+    from dash import Patch, no_update
+
+    from dashboard import figures
+
+    marks = markers(engine, layers, upload, mapping)
+    point = rendered_maps.get("point")
+    if not isinstance(point, list) or len(point) != 3:
+        raise ValueError("no rendered point")
+    point = [st.finite_number(v) for v in point]
+    glass = Patch()
+    glass["layout"]["annotations"] = [a for axis in (0, 1, 2) for a in figures.peak_markers(marks, axis, axes=axis + 1)]
+    slices = []
+    for axis in (0, 1, 2):
+        patch = Patch()
+        patch["layout"]["annotations"] = figures.slice_annotations(axis, point[axis]) + figures.peak_markers(marks, axis, plane=point[axis])
+        slices.append(patch)
+    key = [list(layers) if isinstance(layers, list) else [], upload_name(upload), mapping, st.table_key(state), state["direction"]]
+    if key == rendered:
+        return (glass, *slices, no_update, no_update, no_update)
+    rows, line = distances(engine, state, layers, upload, mapping)
+    return (glass, *slices, rows, f"({line})" if line else "", key)
