@@ -53,6 +53,8 @@ _NAMES = {
     "p": ("p", "pvalue", "pfwe", "pfwewholebrain", "punc", "pfwecorr"),
     "region": ("region", "label", "area", "anatomy", "structure", "location"),
     "contrast": ("contrast", "con", "effect", "comparison"),
+    # last: a column named like this never takes a field above
+    "source": ("source", "study", "author", "authors", "firstauthor", "reference", "ref", "paper", "citation", "publication"),
 }
 
 
@@ -61,7 +63,8 @@ def _key(name: str) -> str:
 
 
 def recognise_columns(columns: list[str], mapping: dict[str, str] | None = None) -> dict[str, str]:
-    """Which table column holds each field (x, y, z, t, zscore, k, p, region, contrast).
+    """Which table column holds each field (x, y, z, t, zscore, k, p, region, contrast,
+    source: the study a peak of another study comes from).
     ``mapping`` (field -> column) overrides; a coordinate column that cannot be found is
     a ValueError saying which and what was looked for."""
     out: dict[str, str] = dict(mapping or {})
@@ -429,3 +432,156 @@ def _listed_clusters(analysis: Any, contrast: str, direction: str, *, threshold:
         while len(kept) > CACHED_CLUSTERS:
             kept.popitem(last=False)
     return record
+
+
+# -- peaks of other studies: distance to the clusters --------------------------------
+
+DISTANCE_COLUMNS = ["source", "region", "x", "y", "z", "reported_t", "reported_z", "voxel_x", "voxel_y", "voxel_z", "map_value",
+                    "in_cluster", "nearest_cluster_mm", "nearest_cluster_id", "nearest_cluster_direction", "nearest_cluster_k",
+                    "nearest_cluster_x", "nearest_cluster_y", "nearest_cluster_z"]
+
+
+def peak_distances(analysis: Any, table: pd.DataFrame, *, contrast: str, directions: tuple[str, ...] = ("pos", "neg"),
+                   threshold: Any = None, extent: int = 10, model: str = "cells", participants: tuple[str, ...] | None = None,
+                   mapping: dict[str, str] | None = None) -> pd.DataFrame:
+    """Each peak of a table (e.g. other studies' peaks) against the listed clusters of one
+    contrast in the given direction(s), one output row per input row in input order
+    (:data:`DISTANCE_COLUMNS`):
+
+    - ``source``, ``region`` (text, "" without such a column), ``x``, ``y``, ``z``,
+      ``reported_t``, ``reported_z`` (NaN when absent or not a number);
+    - ``voxel_x/y/z``: the centre of the coordinate's voxel on the study grid (its
+      nearest grid point, as the claim check takes it); ``map_value``: the map's
+      statistic there as it is (T, not sign-flipped for a negative direction; NaN outside
+      the mask or the image);
+    - ``nearest_cluster_mm``: the Euclidean distance in mm from that voxel's centre to the
+      nearest voxel centre of a listed cluster (suprathreshold, ``extent``-surviving) of
+      the directions: 0 when the coordinate's voxel is in one (``in_cluster``), a
+      multiple-of-grid distance otherwise (one voxel off a cluster's face: the voxel
+      size); NaN when nothing is listed or the coordinate is not three finite numbers.
+      A coordinate off the grid is thus moved by at most half a voxel along each axis
+      before measuring (the gap to the coordinate itself is ``voxel_x - x`` etc.).
+      Computed with ``scipy.ndimage.distance_transform_edt`` (``sampling`` = voxel
+      sizes, ``return_indices``) over the box holding the clusters and the coordinates'
+      voxels (the same distances as over the whole grid); a voxel outside the image, or
+      a grid whose axes are not orthogonal, is measured with a k-d tree of the cluster
+      voxels' mm centres instead (the same definition);
+    - that cluster's ``nearest_cluster_id`` (as the cluster table of ``directions``
+      numbers it), ``nearest_cluster_direction``, ``nearest_cluster_k`` and main peak
+      ``nearest_cluster_x/y/z``; of several clusters equally near, one is named.
+
+    An F contrast has no negative side: a "neg" in ``directions`` lists nothing for it.
+    """
+    from scipy import ndimage, spatial
+
+    from dashboard.analysis import Threshold
+
+    if not directions or any(d not in ("pos", "neg") for d in directions) or len(set(directions)) != len(directions):
+        raise ValueError(f"directions must be pos and/or neg, got {directions!r}")
+    threshold = threshold or Threshold()
+    cols = recognise_columns(list(table.columns), mapping)
+    study = analysis.study
+    affine = np.asarray(study.affine, float)
+    shape = tuple(int(n) for n in study.shape)
+    records = [(d, _listed_clusters(analysis, contrast, d, threshold=threshold, extent=extent, model=model, participants=participants))
+               for d in directions]
+    offsets, offset = [], 0
+    for _, rec in records:  # Analysis.clusters numbers each direction's clusters after the previous one's
+        offsets.append(offset)
+        offset += rec.n_clusters
+    tvec, _ = analysis.t_map(contrast, model, participants)
+    volume = study.unmask(tvec.astype(float))
+
+    n = len(table)
+    xyz = np.stack([_numbers(table, cols[field], n) for field in ("x", "y", "z")], axis=1)
+    finite = np.isfinite(xyz).all(axis=1)
+    ijk = np.zeros((n, 3), np.int64)
+    if finite.any():
+        ijk[finite] = np.rint(np.linalg.solve(affine, np.c_[xyz[finite], np.ones(int(finite.sum()))].T)[:3].T).astype(np.int64)
+    in_image = finite & np.all((ijk >= 0) & (ijk < np.asarray(shape)), axis=1)
+    centres = ijk @ affine[:3, :3].T + affine[:3, 3]
+
+    out = pd.DataFrame({
+        "source": [_text(v) for v in table[cols["source"]].tolist()] if "source" in cols else [""] * n,
+        "region": [_text(v) for v in table[cols["region"]].tolist()] if "region" in cols else [""] * n,
+        "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
+        "reported_t": _numbers(table, cols.get("t"), n), "reported_z": _numbers(table, cols.get("zscore"), n),
+        "voxel_x": np.where(finite, centres[:, 0], np.nan), "voxel_y": np.where(finite, centres[:, 1], np.nan),
+        "voxel_z": np.where(finite, centres[:, 2], np.nan),
+    })
+    values = np.full(n, np.nan)
+    values[in_image] = volume[tuple(ijk[in_image].T)]
+    out["map_value"] = values
+
+    voxels = np.concatenate([rec.voxels for _, rec in records])
+    which = np.concatenate([np.full(rec.voxels.size, k) for k, (_, rec) in enumerate(records)])
+    labels = np.concatenate([rec.voxel_labels for _, rec in records])
+    order = np.argsort(voxels, kind="stable")  # pos and neg clusters never share a voxel (T > u and -T > u)
+    voxels, which, labels = voxels[order], which[order], labels[order]
+    nearest = np.full(n, -1, np.int64)  # index into `voxels` of each row's nearest cluster voxel
+    dist = np.full(n, np.nan)
+    if voxels.size and finite.any():
+        cluster_ijk = np.array(np.unravel_index(voxels, shape)).T
+        a = affine[:3, :3]
+        gram = a.T @ a
+        orthogonal = bool(np.all(np.abs(gram - np.diag(np.diag(gram))) <= 1e-9 * np.max(np.diag(gram))))
+        grid_rows = np.flatnonzero(in_image) if orthogonal else np.zeros(0, np.int64)
+        if grid_rows.size:
+            # the box holding every cluster voxel and every queried voxel: the distance to
+            # the nearest cluster voxel of a voxel in it is the same as over the whole grid
+            pts = np.r_[cluster_ijk, ijk[grid_rows]]
+            lo, hi = pts.min(axis=0), pts.max(axis=0) + 1
+            box = np.ones(tuple(int(v) for v in hi - lo), bool)
+            box[tuple((cluster_ijk - lo).T)] = False
+            _, index = ndimage.distance_transform_edt(box, sampling=np.sqrt(np.diag(gram)), return_indices=True)
+            local = tuple((ijk[grid_rows] - lo).T)
+            hit_ijk = np.stack([index[axis][local] for axis in range(3)], axis=1) + lo
+            flat = np.ravel_multi_index(tuple(hit_ijk.T), shape)
+            nearest[grid_rows] = np.searchsorted(voxels, flat)
+        rest = np.flatnonzero(finite & (nearest < 0))
+        if rest.size:
+            tree = spatial.cKDTree(cluster_ijk @ a.T + affine[:3, 3])
+            _, idx = tree.query(centres[rest])
+            nearest[rest] = np.asarray(idx, np.int64)
+        found = nearest >= 0
+        diff = (ijk[found] - cluster_ijk[nearest[found]]) @ a.T
+        dist[found] = np.sqrt((diff**2).sum(axis=1))  # in mm through the affine, whichever way it was found
+    out["in_cluster"] = dist == 0
+    out["nearest_cluster_mm"] = dist
+    ids: list[int | None] = []
+    dirs: list[str | None] = []
+    ks: list[int | None] = []
+    peak_xyz = np.full((n, 3), np.nan)
+    mains = {k: rec.table[rec.table["is_main_peak"].to_numpy(bool)] for k, (_, rec) in enumerate(records)}
+    for row in range(n):
+        if nearest[row] < 0:
+            ids.append(None)
+            dirs.append(None)
+            ks.append(None)
+            continue
+        k, label = int(which[nearest[row]]), int(labels[nearest[row]])
+        ids.append(label + offsets[k])
+        dirs.append(records[k][0])
+        main = mains[k][mains[k]["_label"].to_numpy() == label]
+        ks.append(int(main["k"].iloc[0]) if len(main) else None)
+        if len(main):
+            peak_xyz[row] = main[["x", "y", "z"]].to_numpy(float)[0]
+    out["nearest_cluster_id"] = pd.array(ids, dtype="Int64")
+    out["nearest_cluster_direction"] = pd.Series(dirs, dtype=object)
+    out["nearest_cluster_k"] = pd.array(ks, dtype="Int64")
+    out["nearest_cluster_x"], out["nearest_cluster_y"], out["nearest_cluster_z"] = peak_xyz[:, 0], peak_xyz[:, 1], peak_xyz[:, 2]
+    return out[DISTANCE_COLUMNS]
+
+
+def _text(value: Any) -> str:
+    """A cell as text ("" for an empty or missing one)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return str(value)
+
+
+def _numbers(table: pd.DataFrame, column: str | None, n: int) -> np.ndarray:
+    """A column as floats (NaN for what is not a finite number; all NaN without the column)."""
+    if column is None:
+        return np.full(n, np.nan)
+    return np.array([v if v is not None else math.nan for v in (_number(c) for c in table[column].tolist())], float)
