@@ -347,6 +347,23 @@ def glass_brain_figure(
     return {"data": data, "layout": layout}
 
 
+def mip_outlines(mask: np.ndarray, grid: RasGrid, rows: int, colour: str) -> list[dict[str, Any]]:
+    """Path shapes outlining a RAS boolean volume's projections on every panel of a
+    glass-brain figure of ``rows`` rows (a cluster shown on each contrast's glass brain)."""
+    shapes = []
+    for axis in (0, 1, 2):
+        ha, va = VIEW_AXES[axis]
+        path = outline_path(np.asarray(mask, bool).any(axis=axis).T, _coords(grid, ha), _coords(grid, va))
+        if not path:
+            continue
+        for r in range(rows):
+            n = 3 * r + axis + 1
+            suffix = str(n) if n > 1 else ""
+            shapes.append({"type": "path", "path": path, "xref": f"x{suffix}", "yref": f"y{suffix}", "line": {"color": colour, "width": 2},
+                           "layer": "above"})
+    return shapes
+
+
 _OUTLINES: dict[tuple[int, tuple[int, ...], int], tuple[np.ndarray, str]] = {}
 OUTLINE_SCALE = 3  # image pixels per voxel: ~ screen pixels per voxel of a glass-brain panel (1 px lines)
 

@@ -472,9 +472,21 @@ def register(app: dash.Dash, engine: Engine) -> None:
 
     @app.callback(
         Output(ids.COMPARE, "figure"), Output(ids.COMPARE_STATUS, "children"),
-        Input(ids.COMPARE_VIEW, "data"),
+        Input(ids.COMPARE_VIEW, "data"), Input(ids.CORR_GRID, "selectedRows"),
     )
-    def draw_compare(state):
+    def draw_compare(state, selected):
         if not state:
             raise PreventUpdate
-        return views.draw_compare(engine, checked_or_prevent(engine, state))
+        return views.draw_compare(engine, checked_or_prevent(engine, state), selected)
+
+    @app.callback(
+        Output(ids.CORR_GRID, "rowData"), Output(ids.CORR_SUMMARY, "children"),
+        Input(ids.COMPARE_VIEW, "data"),
+    )
+    def correspondence(state):
+        if not state:
+            raise PreventUpdate
+        try:
+            return views.correspondence_rows(engine, checked_or_prevent(engine, state))
+        except ValueError as exc:
+            return [], views.error_text(exc)

@@ -78,6 +78,8 @@ POINT_Z = "point-z"
 POINT_TEXT = "point-text"
 COMPARE = "compare-glass-brains"
 COMPARE_STATUS = "compare-status"
+CORR_GRID = "correspondence-grid"  # clusters of the current contrast overlapping those of the others
+CORR_SUMMARY = "correspondence-summary"
 
 # cluster table
 CLUSTER_TABLE = "cluster-table"

@@ -250,10 +250,28 @@ def peak_layers(study: Study) -> html.Div:
 
 
 def compare_tab() -> html.Div:
+    """The contrasts' glass brains at one threshold, and which clusters of the current
+    contrast are (partly) clusters of the others (dashboard.correspondence); a row click
+    outlines the pair on every glass brain."""
+    cols = [{"field": "cluster", "headerName": "Cluster (this contrast)", "width": 210, "tooltipField": "cluster"},
+            {"field": "other", "headerName": "Overlapping cluster of", "flex": 1, "minWidth": 260, "tooltipField": "other"},
+            {"field": "common_voxels", "headerName": "common voxels", "width": 130, "filter": "agNumberColumnFilter"},
+            {"field": "dice", "headerName": "Dice", "width": 90, "filter": "agNumberColumnFilter",
+             "headerTooltip": "2 |A ∩ B| / (|A| + |B|)"},
+            {"field": "peak_distance_mm", "headerName": "peak distance (mm)", "width": 150, "filter": "agNumberColumnFilter"}]
+    grid = dag.AgGrid(id=ids.CORR_GRID, columnDefs=cols, rowData=[], getRowId="params.data.row",
+                      defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                      dashGridOptions={"rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
+                                       "suppressFieldDotNotation": True, "animateRows": False, "tooltipShowDelay": 300},
+                      style={"height": "300px", "width": "100%"}, className="ag-theme-quartz")
     return html.Div(
         [
             html.Div(id=ids.COMPARE_STATUS, className="text-muted my-1"),
             dcc.Graph(id=ids.COMPARE, config=GRAPH_CONFIG),
+            html.Div([html.Span("Correspondence: ", className="fw-semibold"), html.Span(id=ids.CORR_SUMMARY),
+                      html.Span(" Click a row to outline the pair (green: this contrast's cluster, magenta: the other's).",
+                                className="text-muted")], className="small mt-2 mb-1"),
+            grid,
         ]
     )
 

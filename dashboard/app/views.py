@@ -305,7 +305,58 @@ def _image(engine: Engine, key, make) -> str:
     return hit if hit is not None else engine.images.put(k, make())
 
 
-def draw_compare(engine: Engine, state: dict):
+def correspondence_rows(engine: Engine, state: dict) -> tuple[list[dict], str]:
+    """Rows of the correspondence table of the view's contrast (every listed cluster, each
+    overlapping cluster of the other contrasts) and a summary line."""
+    from dashboard.correspondence import correspondence
+
+    with engine.lock:
+        frame = correspondence(engine.analysis, state["contrast"], threshold=engine.threshold(state), extent=int(state["k"]),
+                               participants=engine.subset(state["participants"]), model=engine._model(state["model"]))
+    labels = {c.id: c.label for c in engine.study.contrasts}
+    rows = []
+    for rec in frame.to_dict("records"):
+        other_key = f"{rec.get('other_contrast')}|{rec.get('other_direction')}|{rec.get('other_x')}|{rec.get('other_y')}|{rec.get('other_z')}"
+        row = {"row": f"{rec['direction']}|{rec['x']:g}|{rec['y']:g}|{rec['z']:g}|{other_key}", "cluster": f"#{int(rec['cluster_id'])} {rec['direction']}, k {int(rec['k'])} at "
+                                         f"({rec['x']:g}, {rec['y']:g}, {rec['z']:g})",
+               "a": {"direction": rec["direction"], "peak": [float(rec["x"]), float(rec["y"]), float(rec["z"])]},
+               "other": "", "common_voxels": 0, "dice": None, "peak_distance_mm": None, "b": None}
+        if isinstance(rec.get("other_contrast"), str):
+            row.update(other=f"{labels.get(rec['other_contrast'], rec['other_contrast'])}: #{int(rec['other_cluster_id'])} "
+                             f"{rec['other_direction']}, k {int(rec['other_k'])} at ({rec['other_x']:g}, {rec['other_y']:g}, {rec['other_z']:g})",
+                       common_voxels=int(rec["common_voxels"]), dice=round(float(rec["dice"]), 3),
+                       peak_distance_mm=round(float(rec["peak_distance_mm"]), 1),
+                       b={"contrast": rec["other_contrast"], "direction": rec["other_direction"],
+                          "peak": [float(rec["other_x"]), float(rec["other_y"]), float(rec["other_z"])]})
+        else:
+            row["other"] = "no overlapping cluster in the other contrasts"
+        rows.append(row)
+    n = len({r["cluster"] for r in rows})
+    shared = len({r["cluster"] for r in rows if r["b"] is not None})
+    return rows, f"{shared} of {n} clusters of this contrast overlap a cluster of another contrast at this threshold and extent."
+
+
+def _pair(engine: Engine, state: dict, selected: Any) -> list[tuple[str, dict]]:
+    """(contrast, cluster) of the selected correspondence row's two clusters, checked."""
+    if not isinstance(selected, list) or not selected or not isinstance(selected[0], dict):
+        return []
+    row = selected[0]
+    out = []
+    for contrast, cluster in ((state["contrast"], row.get("a")), ((row.get("b") or {}).get("contrast"), row.get("b"))):
+        if not isinstance(cluster, dict):
+            continue
+        try:
+            out.append((st.checked_field(engine.choices, "contrast", contrast),
+                        st.checked_field(engine.choices, "cluster", {"direction": cluster.get("direction"), "peak": cluster.get("peak")})))
+        except ValueError:
+            continue
+    return out
+
+
+PAIR_COLOURS = ("#2ca02c", "#e7298a")  # this contrast's cluster, the other's
+
+
+def draw_compare(engine: Engine, state: dict, selected: Any = None):
     subset = engine.subset(state["participants"])
     vols = []
     df = None
@@ -318,6 +369,11 @@ def draw_compare(engine: Engine, state: dict):
     vmax = _vmax(engine, state)
     fig = figures.glass_brain_figure(vols, engine.grid, threshold=height, vmax=vmax, direction=state["direction"], outline=engine.mask,
                                      height=300 * len(vols))
+    for (contrast, cluster), colour in zip(_pair(engine, state, selected), PAIR_COLOURS, strict=False):
+        both = dict(state, contrast=contrast, direction="both")
+        mask = engine.cluster_mask(engine.table(both, with_rft=False), cluster)
+        if mask is not None:
+            fig["layout"]["shapes"] = fig["layout"].get("shapes", []) + figures.mip_outlines(mask, engine.grid, len(vols), colour)
     text = (f"All contrasts at the same threshold and colour scale (|T| up to {vmax:.1f}): {engine.describe(state, df)}, "
             f"clusters of ≥ {int(state['k'])} voxels")
     return fig, text

@@ -137,3 +137,35 @@ def test_rv003_leave_one_out_can_be_cancelled(dash_duo, sample_engine):
     assert not dash_duo.find_element(f"#{ids.SURVIVAL_PROGRESS_WRAP}").is_displayed()
     assert not dash_duo.find_element(f"#{ids.SURVIVAL_RESULT}").is_displayed()
     no_console_errors(dash_duo)
+
+
+def test_rv004_correspondence_table_and_pair_outlines(dash_duo, sample_engine):
+    """The compare tab lists, for every cluster of the contrast, the overlapping clusters of
+    the others (dashboard.correspondence at the view's threshold); a row click outlines both."""
+    from dashboard.analysis import Threshold
+    from dashboard.correspondence import correspondence
+
+    start_sample(dash_duo, sample_engine)
+    dash_duo.driver.execute_script(
+        "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === 'Compare contrasts').click()")
+    dash_duo.wait_for_contains_text(f"#{ids.CORR_SUMMARY}", "clusters of this contrast overlap", timeout=TIMEOUT)
+    expected = correspondence(sample_engine.analysis, "placebo", threshold=Threshold(p_unc=0.001), extent=10)
+    pairs = expected.dropna(subset=["other_contrast"])
+    n_clusters = len(expected.drop_duplicates(["direction", "cluster_id"]))
+    n_shared = len(pairs.drop_duplicates(["direction", "cluster_id"]))
+    assert dash_duo.find_element(f"#{ids.CORR_SUMMARY}").text.startswith(f"{n_shared} of {n_clusters} clusters"), \
+        dash_duo.find_element(f"#{ids.CORR_SUMMARY}").text
+    wait_rows(dash_duo, ids.CORR_GRID, 3)
+    best = pairs.sort_values("dice", ascending=False).iloc[0]
+    row_id = (f"{best['direction']}|{best['x']:g}|{best['y']:g}|{best['z']:g}|{best['other_contrast']}|{best['other_direction']}|"
+              f"{best['other_x']}|{best['other_y']}|{best['other_z']}")
+    assert _grid_cell(dash_duo, ids.CORR_GRID, row_id, "common_voxels") == str(int(best["common_voxels"]))
+    assert _grid_cell(dash_duo, ids.CORR_GRID, row_id, "dice") == f"{best['dice']:.3f}".rstrip("0").rstrip(".")
+    before = len(dash_duo.find_elements(f"#{ids.COMPARE} path[style*='rgb(231, 41, 138)']"))
+    assert before == 0
+    js_click(dash_duo, f"#{ids.CORR_GRID} .ag-row[row-id='{row_id}'] .ag-cell[col-id='dice']")
+    # both clusters outlined: green (this contrast's) and magenta (the other's), on the glass brains
+    dash_duo._wait_for(lambda d: len(d.find_elements("css selector", f"#{ids.COMPARE} .shapelayer path[style*='rgb(231, 41, 138)']")) >= 3,
+                       timeout=TIMEOUT, msg="the other contrast's cluster is not outlined")
+    assert len(dash_duo.find_elements(f"#{ids.COMPARE} .shapelayer path[style*='rgb(44, 160, 44)']")) >= 3
+    no_console_errors(dash_duo)
