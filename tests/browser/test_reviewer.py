@@ -169,3 +169,54 @@ def test_rv004_correspondence_table_and_pair_outlines(dash_duo, sample_engine):
                        timeout=TIMEOUT, msg="the other contrast's cluster is not outlined")
     assert len(dash_duo.find_elements(f"#{ids.COMPARE} .shapelayer path[style*='rgb(44, 160, 44)']")) >= 3
     no_console_errors(dash_duo)
+
+
+def test_rv005_literature_peaks_marked_with_distances(dash_duo, sample_engine):
+    """A peak table of other studies, switched on: markers on the glass brain (every peak,
+    in each projection) and on the slices (those within the slab of the slice), the
+    distance table (dashboard.claims.peak_distances at the view), and a row click moves
+    the cursor to that peak."""
+    import pandas as pd
+
+    from dashboard.analysis import Threshold
+    from dashboard.claims import peak_distances
+    from dashboard.figures import MARKER_SLAB_MM
+
+    start_sample(dash_duo, sample_engine)
+    table = pd.read_csv("sample_results/tables/literature_peaks.tsv", sep="\t")
+    dash_duo.find_element(f"#{ids.PEAK_LAYERS} input[value='literature_peaks']").click()
+
+    def markers(graph: str) -> int:
+        return int(dash_duo.driver.execute_script(
+            "return Array.from(document.querySelectorAll(`#${arguments[0]} .annotation-text`)).filter(t => t.textContent === '◆').length",
+            graph))
+
+    dash_duo._wait_for(lambda d: markers(ids.GLASS_BRAIN) == 3 * len(table), timeout=TIMEOUT, msg="glass-brain markers")
+    state = view_state(dash_duo)
+    for axis, graph in enumerate(ids.SLICES):
+        expected = int((abs(table["xyz"[axis]] - state["point"][axis]) <= MARKER_SLAB_MM).sum())
+        assert markers(graph) == expected, (graph, markers(graph), expected)
+    # the distance table is peak_distances at the view's threshold and contrast
+    js_click(dash_duo, f"#{ids.PEAK_DETAILS} summary")
+    wait_rows(dash_duo, ids.PEAK_GRID, 3)
+    got = peak_distances(sample_engine.analysis, table, contrast=state["contrast"], directions=("pos",), threshold=Threshold(p_unc=0.001),
+                         extent=10)
+    inside = int((got["nearest_cluster_mm"] == 0).sum())
+    dash_duo.wait_for_contains_text(f"#{ids.PEAK_SUMMARY}", f"{len(table)} peaks: {inside} inside a listed cluster", timeout=TIMEOUT)
+    shown = _grid_cell(dash_duo, ids.PEAK_GRID, "literature_peaks|0", "nearest_cluster_mm")
+    assert shown == f"{got['nearest_cluster_mm'].iloc[0]:.1f}".rstrip("0").rstrip("."), shown
+    # a row click sends the cursor to the peak (snapped to the grid), markers follow the slices
+    js_click(dash_duo, f"#{ids.PEAK_GRID} .ag-row[row-id='literature_peaks|1'] .ag-cell[col-id='x']")
+    x, y, z = (float(v) for v in table.loc[1, ["x", "y", "z"]])
+    dash_duo._wait_for(lambda d: all(abs(a - b) <= 1.0 for a, b in zip(view_state(dash_duo)["point"], (x, y, z), strict=True)),
+                       timeout=TIMEOUT, msg="the cursor did not go to the peak")
+    settle(dash_duo)
+    point = view_state(dash_duo)["point"]
+    for axis, graph in enumerate(ids.SLICES):
+        expected = int((abs(table["xyz"[axis]] - point[axis]) <= MARKER_SLAB_MM).sum())
+        dash_duo._wait_for(lambda d, g=graph, e=expected: markers(g) == e, timeout=TIMEOUT, msg=f"{graph} markers")
+    # switched off: no markers left
+    dash_duo.find_element(f"#{ids.PEAK_LAYERS} input[value='literature_peaks']").click()
+    dash_duo._wait_for(lambda d: markers(ids.GLASS_BRAIN) == 0 and all(markers(g) == 0 for g in ids.SLICES), timeout=TIMEOUT,
+                       msg="markers left after switching off")
+    no_console_errors(dash_duo)
