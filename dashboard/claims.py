@@ -62,11 +62,14 @@ def _key(name: str) -> str:
     return re.sub(r"[\s_\-.()]+", "", str(name).lower())
 
 
-def recognise_columns(columns: list[str], mapping: dict[str, str] | None = None) -> dict[str, str]:
-    """Which table column holds each field (x, y, z, t, zscore, k, p, region, contrast,
-    source: the study a peak of another study comes from).
-    ``mapping`` (field -> column) overrides; a coordinate column that cannot be found is
-    a ValueError saying which and what was looked for."""
+#: The fields of a peak table, with the words a column-mapping form shows for them.
+FIELDS: dict[str, str] = {
+    "x": "MNI x (mm)", "y": "MNI y (mm)", "z": "MNI z (mm)", "t": "T", "zscore": "Z", "k": "cluster size k (voxels)", "p": "p",
+    "region": "region", "contrast": "contrast", "source": "source (study)",
+}
+
+
+def _recognise(columns: list[str], mapping: dict[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = dict(mapping or {})
     used = set(out.values())
     # exact names first: a table with both "z" and "Z" has the coordinate and the Z score
@@ -84,10 +87,29 @@ def recognise_columns(columns: list[str], mapping: dict[str, str] | None = None)
         if hit is not None:
             out[field] = hit
             used.add(hit)
+    return out
+
+
+def recognise_columns(columns: list[str], mapping: dict[str, str] | None = None) -> dict[str, str]:
+    """Which table column holds each field (x, y, z, t, zscore, k, p, region, contrast,
+    source: the study a peak of another study comes from).
+    ``mapping`` (field -> column) overrides; a coordinate column that cannot be found is
+    a ValueError saying which and what was looked for."""
+    out = _recognise(columns, mapping)
     missing = [f for f in ("x", "y", "z") if f not in out]
     if missing:
         raise ValueError(f"no column for MNI {', '.join(missing)} (columns: {', '.join(map(str, columns))}); name them x, y, z or map them")
     return out
+
+
+def column_guess(columns: list[str], mapping: dict[str, str] | None = None) -> dict[str, str | None]:
+    """Every field of :data:`FIELDS` -> the column recognised for it (as
+    :func:`recognise_columns`, ``mapping`` first), or None; never raises (what a
+    column-mapping form starts from)."""
+    cols = [str(c) for c in columns]
+    known = {f: c for f, c in (mapping or {}).items() if f in FIELDS and c in cols}
+    found = _recognise(cols, known)
+    return {field: found.get(field) for field in FIELDS}
 
 
 def z_from_t(t: float, df: float) -> float:
@@ -585,3 +607,185 @@ def _numbers(table: pd.DataFrame, column: str | None, n: int) -> np.ndarray:
     if column is None:
         return np.full(n, np.nan)
     return np.array([v if v is not None else math.nan for v in (_number(c) for c in table[column].tolist())], float)
+
+
+# -- uploaded peak tables ------------------------------------------------------------
+
+MAX_UPLOAD_BYTES = 1024 * 1024
+MAX_UPLOAD_ROWS = 5000
+MAX_UPLOAD_COLUMNS = 100
+_DELIMITERS = {"\t": "tab", ";": "semicolon", ",": "comma"}  # in this order of preference when as good
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+(?:,\d+)?")
+_MISSING = {"n/a", "na", "nan", "-", "\u2013", "\u2014", ".", "none", "null"}  # empty cells of a number column
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BINARY_KINDS = ((b"PK\x03\x04", "a zip archive (an Excel .xlsx or .ods workbook?): save the sheet as CSV or TSV"),
+                 (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook: save the sheet as CSV or TSV"),
+                 (b"\x1f\x8b", "gzip-compressed"), (b"%PDF", "a PDF"), (b"\x89PNG", "a PNG image"))
+
+
+def read_uploaded_table(filename: str, content: bytes) -> pd.DataFrame:
+    """A peak table uploaded by the user (TSV or CSV), parsed in memory, never written.
+
+    Text: UTF-8 with or without a byte-order mark, UTF-16 with one (Excel's "Unicode
+    text"), else Windows-1252 (Excel's "CSV" on Western Windows). The delimiter is the
+    one of tab, semicolon and comma that splits the header into two or more columns and
+    the rows into as many (an Excel ``sep=;`` first line says it outright); quoting as
+    Excel writes it (``"a, b"``, ``""`` for a quote). Blank lines and columns without a
+    name and without values are dropped. A column whose every filled cell is a number
+    becomes numbers (empty cells NaN; decimal commas read in a semicolon- or
+    tab-separated file, as Excel writes them in such locales); every other cell stays the
+    text it is (``=cmd|...`` is a string, never evaluated).
+
+    Limits: :data:`MAX_UPLOAD_BYTES`, :data:`MAX_UPLOAD_ROWS` rows,
+    :data:`MAX_UPLOAD_COLUMNS` columns. Anything else is a ValueError of one line naming
+    the file and the problem (empty, binary, not text, unparseable, too large, no rows,
+    a column without a name, duplicate column names)."""
+    name = _shown_name(filename)
+    if not isinstance(content, bytes | bytearray):
+        raise ValueError(f"{name}: no file content")
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{name}: {len(content) / 2**20:.1f} MiB, more than the {MAX_UPLOAD_BYTES / 2**20:g} MiB a peak table may have")
+    if not content.strip():
+        raise ValueError(f"{name}: the file is empty")
+    text = _decode(name, bytes(content))
+    lines = text.splitlines()
+    first = lines[0].strip() if lines else ""
+    hint = re.fullmatch(r'"?sep=(.)"?,*', first)
+    if hint:  # Excel's delimiter line
+        text = "\n".join(lines[1:])
+    delimiter = hint[1] if hint else _sniff(name, text)
+    if delimiter is None:
+        raise ValueError(f"{name}: one column only: no tab, semicolon or comma separates the header's fields (a peak table needs x, y, z)")
+    rows = _rows(name, text, delimiter)
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    if len(header) < 2:
+        raise ValueError(f"{name}: one column only (a peak table needs x, y, z)")
+    if len(header) > MAX_UPLOAD_COLUMNS:
+        raise ValueError(f"{name}: {len(header)} columns, more than {MAX_UPLOAD_COLUMNS}")
+    if not body:
+        raise ValueError(f"{name}: no rows under the header")
+    if len(body) > MAX_UPLOAD_ROWS:
+        raise ValueError(f"{name}: {len(body)} rows, more than {MAX_UPLOAD_ROWS}")
+    width = len(header)
+    for number, row in enumerate(body, start=1):
+        if len(row) > width and any(c.strip() for c in row[width:]):
+            raise ValueError(f"{name}: row {number} under the header has {len(row)} {_DELIMITERS.get(delimiter, repr(delimiter))}-separated "
+                             f"fields, the header has {width}")
+    cells = [[c.strip() for c in row[:width]] + [""] * (width - len(row)) for row in body]
+    keep = [j for j, h in enumerate(header) if h or any(r[j] for r in cells)]  # Excel's trailing empty columns
+    nameless = [j + 1 for j in keep if not header[j]]
+    if nameless:
+        raise ValueError(f"{name}: column {nameless[0]} has values but no name in the header")
+    header = [header[j] for j in keep]
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise ValueError(f"{name}: duplicate column names {', '.join(repr(d) for d in dup[:5])}")
+    columns: dict[str, Any] = {}
+    for k, j in enumerate(keep):
+        columns[header[k]] = _typed([r[j] for r in cells], decimal_comma=delimiter != ",")
+    return pd.DataFrame(columns, columns=header)
+
+
+def _shown_name(filename: Any) -> str:
+    """A file name fit for a message: its last part, printable, at most 100 characters."""
+    text = filename if isinstance(filename, str) and filename.strip() else "the uploaded file"
+    text = _CONTROL.sub("?", text.replace("\\", "/").rsplit("/", 1)[-1]).strip() or "the uploaded file"
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _decode(name: str, content: bytes) -> str:
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = content.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: not text (a UTF-16 byte-order mark, then bytes that are not UTF-16)") from None
+    else:
+        for magic, kind in _BINARY_KINDS:
+            if content.startswith(magic):
+                raise ValueError(f"{name}: not a text table: {kind}")
+        if b"\x00" in content:
+            raise ValueError(f"{name}: not a text table (binary data: NUL bytes)")
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            try:
+                text = content.decode("cp1252")
+            except UnicodeDecodeError:
+                raise ValueError(f"{name}: not text: neither UTF-8 nor Windows-1252") from None
+    text = text.lstrip("\ufeff")
+    bad = _CONTROL.search(text)
+    if bad:
+        raise ValueError(f"{name}: not a text table (binary data: control character {ord(bad[0]):#04x})")
+    if not text.strip():
+        raise ValueError(f"{name}: the file is empty")
+    return text
+
+
+def _sniff(name: str, text: str) -> str | None:
+    """The delimiter that splits the header into the most columns that the rows agree with
+    (None: none splits it; a ValueError when the text cannot be read with any)."""
+    import csv
+    import io
+
+    sample = "\n".join(text.splitlines()[:50])
+    best: tuple[float, int, int] | None = None
+    choice = None
+    errors: list[str] = []
+    for rank, delimiter in enumerate(reversed(list(_DELIMITERS))):
+        try:
+            rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if any(c.strip() for c in r)]
+        except csv.Error as exc:
+            errors.append(str(exc))
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        agree = sum(len(r) == width for r in rows[1:]) / max(len(rows) - 1, 1)
+        score = (agree, width, rank)
+        if best is None or score > best:
+            best, choice = score, delimiter
+    if choice is None and errors:
+        raise ValueError(f"{name}: cannot be read as tab-, semicolon- or comma-separated text ({errors[0]})")
+    return choice
+
+
+def _rows(name: str, text: str, delimiter: str) -> list[list[str]]:
+    """The table's non-blank rows as cells (at most one row more than the limit is read)."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) > MAX_UPLOAD_COLUMNS + 50:
+                raise ValueError(f"{name}: line {reader.line_num} has {len(row)} fields, more than {MAX_UPLOAD_COLUMNS} columns")
+            rows.append(row)
+            if len(rows) > MAX_UPLOAD_ROWS + 1:
+                raise ValueError(f"{name}: more than {MAX_UPLOAD_ROWS} rows")
+    except csv.Error as exc:
+        raise ValueError(f"{name}: cannot be read as {_DELIMITERS.get(delimiter, repr(delimiter))}-separated text "
+                         f"(line {reader.line_num}: {exc})") from None
+    return rows
+
+
+def _typed(cells: list[str], *, decimal_comma: bool) -> Any:
+    """A column's cells as numbers when every filled one is a number, else as text."""
+    filled = [c for c in cells if c and c.lower() not in _MISSING]
+    if not filled:
+        return cells
+    if all(_NUMBER.fullmatch(c) for c in filled):
+        values = filled
+    elif decimal_comma and all(_DECIMAL_COMMA.fullmatch(c) for c in filled):
+        values = [c.replace(",", ".") for c in filled]
+    else:
+        return cells
+    it = iter(values)
+    numbers = [float(next(it)) if c and c.lower() not in _MISSING else math.nan for c in cells]
+    if len(filled) == len(cells) and all(re.fullmatch(r"[+-]?\d+", c) for c in filled) and all(abs(v) < 2**53 for v in numbers):
+        return np.array([int(c) for c in filled], dtype=np.int64)
+    return np.array(numbers, dtype=float)
