@@ -1,5 +1,6 @@
-"""Screenshots of the app on the bundled sample: docs/img/main.png, compare.png,
-regression.png.
+"""Screenshots of the app on the bundled sample: docs/img/main.png (literature peaks
+marked), regression.png (with each participant's influence), survival.png (leave-one-out),
+claims.png (the published table checked), compare.png (a correspondence pair outlined).
 
 Starts ``cue-dashboard serve sample_results`` on a free port, drives headless
 Chromium (same options as the browser tests) at 1920x1080 and saves the PNGs.
@@ -61,6 +62,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "docs" / "img"))
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--size", default="1920x1080", help="viewport WIDTHxHEIGHT (e.g. 1280x720, a projector)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +81,8 @@ def main() -> int:
                 time.sleep(0.5)
         driver = chrome()
         driver.get(url)
-        viewport(driver)
+        width, height = (int(v) for v in args.size.split("x"))
+        viewport(driver, width, height)
         wait_text(driver, f"#{ids.STATUS}", "df 84")
         wait_text(driver, f"#{ids.CLUSTER_NOTE}", "clusters")
         # main: interaction contrast, its cluster selected (regression filled in)
@@ -92,6 +95,8 @@ def main() -> int:
         cell.click()
         wait_text(driver, f"#{ids.REG_STATS}", "0.13")
         settle(driver)
+        driver.execute_script("arguments[0].click()", driver.find_element(By.CSS_SELECTOR, f"#{ids.PEAK_LAYERS} input[value='literature_peaks']"))
+        settle(driver)
         driver.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.3)
         driver.save_screenshot(str(out / "main.png"))
@@ -99,14 +104,41 @@ def main() -> int:
         driver.execute_script(f"document.getElementById('{ids.CLUSTER_TABLE}').closest('.card').scrollIntoView({{block: 'start'}})")
         time.sleep(0.6)
         driver.save_screenshot(str(out / "regression.png"))
-        # compare: one click on the tab
-        driver.execute_script("window.scrollTo(0, 0)")
-        time.sleep(0.3)
-        driver.execute_script("arguments[0].click()", driver.find_element(By.CSS_SELECTOR, f"#{ids.TABS} a.nav-link:not(.active)"))
+        # survival: leave each participant out (a background job), the panel in view
+        driver.execute_script("arguments[0].click()", driver.find_element(By.ID, ids.SURVIVAL_RUN))
+        wait_text(driver, f"#{ids.SURVIVAL_SUMMARY}", "leave-outs", timeout=120)
+        settle(driver)
+        driver.execute_script(f"document.getElementById('{ids.SURVIVAL_RUN}').closest('.card').scrollIntoView({{block: 'start'}})")
+        time.sleep(0.6)
+        driver.save_screenshot(str(out / "survival.png"))
+
+        def tab(label: str) -> None:
+            driver.execute_script("window.scrollTo(0, 0)")
+            time.sleep(0.3)
+            driver.execute_script("Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === arguments[0]).click()",
+                                  label)
+
+        # claims: the published table held against the placebo maps
+        tab("Claim check")
+        driver.execute_script("arguments[0].click()", driver.find_element(By.CSS_SELECTOR, f"#{ids.CONTRAST} input[value='placebo']"))
+        settle(driver)
+        wait_text(driver, f"#{ids.CLAIM_SUMMARY}", "peaks reproduced")
+        settle(driver)
+        driver.save_screenshot(str(out / "claims.png"))
+        # compare: the correspondence pair with the largest overlap outlined
+        tab("Compare contrasts")
         wait_text(driver, f"#{ids.COMPARE_STATUS}", "same threshold")
+        wait_text(driver, f"#{ids.CORR_SUMMARY}", "overlap")
+        settle(driver)
+        driver.execute_script("""
+            const api = dash_ag_grid.getApi(arguments[0]);
+            api.applyColumnState({state: [{colId: 'dice', sort: 'desc'}]});
+            const first = api.getDisplayedRowAtIndex(0);
+            document.querySelector(`#${arguments[0]} .ag-row[row-id='${CSS.escape(first.id)}'] .ag-cell[col-id='dice']`).click();""",
+                              ids.CORR_GRID)
         settle(driver)
         driver.save_screenshot(str(out / "compare.png"))
-        for name in ("main", "regression", "compare"):
+        for name in ("main", "regression", "survival", "claims", "compare"):
             print(out / f"{name}.png")
         return 0
     finally:

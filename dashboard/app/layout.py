@@ -174,7 +174,7 @@ def claims_tab(study: Study) -> html.Div:
 
     names = peak_tables(study)
     columns: list[dict] = [{"field": f, "headerName": h, "width": w} for f, h, w in (
-        ("verdict", "Verdict", 120), ("checked_contrast", "Contrast", 120), ("checked_direction", "Dir.", 80), ("x", "x", 75),
+        ("verdict", "Verdict", 135), ("checked_contrast", "Contrast", 120), ("checked_direction", "Dir.", 80), ("x", "x", 75),
         ("y", "y", 75), ("z", "z", 75))]
     columns.append({"field": "reason", "headerName": "Reason", "flex": 1, "minWidth": 400, "tooltipField": "reason"})
     columns[0]["cellClassRules"] = CLAIM_RULES
@@ -256,7 +256,7 @@ def compare_tab() -> html.Div:
     cols = [{"field": "cluster", "headerName": "Cluster (this contrast)", "width": 210, "tooltipField": "cluster"},
             {"field": "other", "headerName": "Overlapping cluster of", "flex": 1, "minWidth": 260, "tooltipField": "other"},
             {"field": "common_voxels", "headerName": "common voxels", "width": 130, "filter": "agNumberColumnFilter"},
-            {"field": "dice", "headerName": "Dice", "width": 90, "filter": "agNumberColumnFilter",
+            {"field": "dice", "headerName": "Dice", "width": 105, "filter": "agNumberColumnFilter",
              "headerTooltip": "2 |A ∩ B| / (|A| + |B|)"},
             {"field": "peak_distance_mm", "headerName": "peak distance (mm)", "width": 150, "filter": "agNumberColumnFilter"}]
     grid = dag.AgGrid(id=ids.CORR_GRID, columnDefs=cols, rowData=[], getRowId="params.data.row",
@@ -372,7 +372,7 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
                                                 className="mt-2", style={"display": "none"}),
                                      html.Div([html.Div("Influence of each participant", className="fw-semibold small mt-3"),
                                                html.Div(id=ids.INFLUENCE_NOTE, className="small influence-note"),
-                                               dcc.Graph(id=ids.INFLUENCE, config=GRAPH_CONFIG,
+                                               dcc.Graph(id=ids.INFLUENCE, config={**GRAPH_CONFIG, "displayModeBar": False},
                                                          figure=empty_figure("Influence: select a cluster.", 220))],
                                               style=None if study.can_refit else {"display": "none"})], md=4),
                         ],
