@@ -358,13 +358,15 @@ def cmd_correspond(args: argparse.Namespace) -> int:
 
 def cmd_influence(args: argparse.Namespace) -> int:
     """How much each participant drives the cluster-value regression (jackknife, Cook's
-    distance, DFBETAS, leverage; LTS refitted without each)."""
+    distance, DFBETAS, leverage; LTS refitted without each); with ``--cluster-survival``
+    also whether the cluster itself survives leaving each participant out."""
     from dashboard.stats.influence import influence
 
     try:
         out = _regression(args)
         frame = out.participants
         inf = influence(frame["covariate"].to_numpy(float), frame["value"].to_numpy(float))
+        survival = _cluster_survival(args) if args.cluster_survival else None
     except StudyError as exc:
         return _print_problems(exc)
     except (ValueError, KeyError) as exc:
@@ -374,12 +376,42 @@ def cmd_influence(args: argparse.Namespace) -> int:
                                              dfbetas_slope=inf.dfbetas_slope, leverage=inf.leverage, lts_loo_slope=inf.lts_loo_slope)
     most = str(frame["participant_id"].iloc[inf.most_influential])
     if args.format == "json":
-        print(json.dumps({"slope": out.fit.slope, "method": out.fit.method, "most_influential": most,
-                          "participants": json.loads(table.to_json(orient="records", double_precision=15))}, indent=1))
+        payload: dict[str, Any] = {"slope": out.fit.slope, "method": out.fit.method, "most_influential": most,
+                                   "participants": json.loads(table.to_json(orient="records", double_precision=15))}
+        if survival is not None:
+            payload["cluster_survival"] = survival.to_dict()
+        print(json.dumps(payload, indent=1))
     else:
         print(f"# {out.fit.method.upper()} slope {out.fit.slope:.4g}; removing {most} changes the OLS slope most")
         print(table.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+        if survival is not None:
+            f = survival.full
+            print(f"# cluster survival, each participant left out: the {survival.contrast} {survival.direction} cluster at "
+                  f"{f['x']:g},{f['y']:g},{f['z']:g} (k {f['k']}, peak T {f['peak_t']:.2f}): {survival.summary['text']}; {survival.note}")
+            print(survival.frame.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
     return 0
+
+
+def _cluster_survival(args: argparse.Namespace) -> Any:
+    """``influence --cluster-survival``: leave-one-out survival of the cluster at --peak
+    (the direction its T has there), progress on stderr when it is a terminal.  (The
+    study is opened again: the regression step does not hand its analysis on.)"""
+    from dashboard.survival import leave_one_out
+
+    analysis = _load_analysis(args)
+    x, y, z = (float(v) for v in args.peak.split(","))  # (checked by the regression step)
+    subset = _subset(args)
+    tvec, _ = analysis.t_map(args.contrast, args.model, subset)
+    ijk = tuple(int(v) for v in np.rint(np.linalg.solve(analysis.study.affine, [x, y, z, 1.0])[:3]))
+    negative = bool(analysis.study.unmask(tvec)[ijk] < 0)  # (a listed cluster is the one of the sign T has there)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            print(f"\rleft out {done} of {total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    return leave_one_out(analysis, args.contrast, (x, y, z), direction="neg" if negative else "pos", threshold=_threshold(args),
+                         extent=args.k, model=args.model, participants=subset, progress=progress)
 
 
 def cmd_make_sample(args: argparse.Namespace) -> int:
@@ -439,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("influence", help="how much each participant drives a cluster's regression (jackknife, Cook's D, DFBETAS)")
     _regression_options(p)
+    p.add_argument("--cluster-survival", action="store_true", help="also refit the group model without each participant and say "
+                                                                   "whether the cluster survives (peak T, k, cluster p-FWE, Dice)")
     p.set_defaults(func=cmd_influence)
 
     p = sub.add_parser("correspond", help="which clusters of a contrast overlap the other contrasts' (voxels, Dice, peak distance)")
