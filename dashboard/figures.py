@@ -353,7 +353,8 @@ def mip_outlines(mask: np.ndarray, grid: RasGrid, rows: int, colour: str) -> lis
     shapes = []
     for axis in (0, 1, 2):
         ha, va = VIEW_AXES[axis]
-        path = outline_path(np.asarray(mask, bool).any(axis=axis).T, _coords(grid, ha), _coords(grid, va))
+        projected: np.ndarray = np.asarray(np.asarray(mask, bool).any(axis=axis)).T
+        path = outline_path(projected, _coords(grid, ha), _coords(grid, va))
         if not path:
             continue
         for r in range(rows):

@@ -397,7 +397,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
     def check_claims(state, name, fields, field_ids, upload):
         if not state or name is None:
             raise PreventUpdate
-        columns = upload.get("columns") if isinstance(upload, dict) and isinstance(upload.get("columns"), list) else []
+        columns: list[str] = upload["columns"] if isinstance(upload, dict) and isinstance(upload.get("columns"), list) else []
         try:
             return views.claim_check(engine, checked_or_prevent(engine, state), name, upload, peaks.mapping_of(fields, field_ids, columns))
         except ValueError as exc:  # a table whose columns do not give x, y, z (yet): say so
@@ -462,7 +462,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         if not isinstance(view, dict) or not isinstance(view.get("rendered"), dict):
             raise PreventUpdate
         state = checked_or_prevent(engine, view.get("state"))
-        columns = upload.get("columns") if isinstance(upload, dict) and isinstance(upload.get("columns"), list) else []
+        columns: list[str] = upload["columns"] if isinstance(upload, dict) and isinstance(upload.get("columns"), list) else []
         try:
             return peaks.draw(engine, state, view.get("layers"), view["rendered"], upload, peaks.mapping_of(fields, field_ids, columns),
                               rendered)

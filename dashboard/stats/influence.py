@@ -66,7 +66,7 @@ def influence(x: NDArray[np.floating], y: NDArray[np.floating], *, with_lts: boo
     delta = (design @ xtx_inv.T) * (resid / (1 - hat))[:, None]
     dfbetas = delta[:, 1] / np.sqrt(s2_loo * xtx_inv[1, 1])
     loo = np.array([_ols(np.delete(xu, i), np.delete(yu, i)) for i in range(n)])
-    slope, r_squared = _ols(xu, yu)
+    slope, r_squared = _ols(xu.astype(np.float64), yu.astype(np.float64))
     lts_loo = np.full(n, np.nan)
     if with_lts:
         for i in range(n):
