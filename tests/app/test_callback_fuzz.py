@@ -338,7 +338,7 @@ def test_cf004_an_unexpected_error_is_logged_and_answered_400_without_details(se
     app, study = served
     secret = f"{study}/group/secret.nii.gz"
 
-    def broken(engine, state):
+    def broken(engine, state, *args):
         raise RuntimeError(f"cannot read {secret}")
 
     monkeypatch.setattr(views, "draw_compare", broken)
