@@ -321,18 +321,44 @@ def cmd_check_table(args: argparse.Namespace) -> int:
 def _read_peak_table(path: Path, study: Study) -> Any:
     """A peak table: a name of the folder's tables/ (e.g. published_clusters), or a
     TSV/CSV file anywhere (read, never written)."""
-    import pandas as pd
-
     if not path.exists() and path.name in study.tables:
         return study.tables[path.name]
     if not path.is_file():
         known = ", ".join(sorted(study.tables)) or "none"
         raise ValueError(f"no such file, and not a table of the folder (tables: {known})")
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    from dashboard.claims import read_uploaded_table
+
     try:
-        return pd.read_csv(path, sep=sep, na_values=["n/a"], keep_default_na=False)
-    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ValueError(f"cannot be read as a {'CSV' if sep == ',' else 'TSV'} table ({str(exc).splitlines()[0]})") from None
+        return read_uploaded_table(path.name, path.read_bytes())  # the parser of the page's uploads (TSV/CSV sniffed)
+    except ValueError as exc:  # its message names the file first: the caller names the path
+        raise ValueError(str(exc).removeprefix(f"{path.name}: ")) from None
+
+
+def cmd_peak_distances(args: argparse.Namespace) -> int:
+    """Peaks of other studies against one contrast's clusters: distance to the nearest
+    listed cluster, that cluster, the map's value at the peak; one row per input row."""
+    from dashboard.claims import peak_distances
+
+    try:
+        analysis = _load_analysis(args)
+        table = _read_peak_table(Path(args.table), analysis.study)
+        mapping = dict(item.split("=", 1) for item in args.columns.split(",")) if args.columns else None
+        directions = ("pos", "neg") if args.direction == "both" else (args.direction,)
+        rows = peak_distances(analysis, table, contrast=args.contrast, directions=directions, threshold=_threshold(args), extent=args.k,
+                              model=args.model, participants=_subset(args), mapping=mapping)
+    except StudyError as exc:
+        return _print_problems(exc)
+    except (ValueError, KeyError) as exc:
+        print(f"{args.table}: {_message(exc)}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    inside = int((rows["nearest_cluster_mm"] == 0).sum())
+    line = f"{len(rows)} peaks against {args.contrast} ({args.direction}, k >= {args.k}): {inside} inside a listed cluster"
+    if args.format == "json":
+        print(json.dumps({"summary": line, "rows": json.loads(rows.to_json(orient="records", double_precision=15))}, indent=1))
+    else:
+        print(f"# {line}")
+        print(rows.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+    return 0
 
 
 def cmd_correspond(args: argparse.Namespace) -> int:
@@ -468,6 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", default=None, help="column mapping when names are not recognised, e.g. x=mni_x,y=mni_y,z=mni_z,t=tval")
     _analysis_options(p)
     p.set_defaults(func=cmd_check_table)
+
+    p = sub.add_parser("peak-distances", help="peaks of other studies (literature) against a contrast's clusters: distance, map value")
+    p.add_argument("results")
+    p.add_argument("table", help="a TSV/CSV peak table, or the name of one of the folder's tables/ (e.g. literature_peaks)")
+    p.add_argument("--contrast", required=True)
+    p.add_argument("--direction", choices=["pos", "neg", "both"], default="pos", help="clusters of this direction (default pos)")
+    p.add_argument("--columns", default=None, help="column mapping when names are not recognised, e.g. x=mni_x,y=mni_y,z=mni_z")
+    _analysis_options(p)
+    p.set_defaults(func=cmd_peak_distances)
 
     p = sub.add_parser("influence", help="how much each participant drives a cluster's regression (jackknife, Cook's D, DFBETAS)")
     _regression_options(p)

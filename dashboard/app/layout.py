@@ -170,7 +170,7 @@ def claims_tab(study: Study) -> html.Div:
     row per table row with its verdict and the reason.  The table is one of the folder's
     (tables/*.tsv with x, y, z) or one the user uploads (kept by the page, never written
     anywhere), with its columns mapped to the fields when they are not recognised."""
-    from dashboard.claims import peak_tables
+    from dashboard.claims import MAX_UPLOAD_BYTES, peak_tables
 
     names = peak_tables(study)
     columns: list[dict] = [{"field": f, "headerName": h, "width": w} for f, h, w in (
@@ -183,7 +183,7 @@ def claims_tab(study: Study) -> html.Div:
                       dashGridOptions={"suppressFieldDotNotation": True, "tooltipShowDelay": 300, "enableCellTextSelection": True},
                       style={"height": "520px", "width": "100%"}, className="ag-theme-quartz")
     upload = dcc.Upload(id=ids.CLAIM_UPLOAD, children=html.Div(["Upload a peak table: drop a TSV/CSV here or ", html.A("choose a file")]),
-                        className="claim-upload", multiple=False, max_size=UPLOAD_MAX_BYTES,
+                        className="claim-upload", multiple=False, max_size=MAX_UPLOAD_BYTES,
                         accept=".tsv,.csv,.txt,text/tab-separated-values,text/csv,text/plain")
     return html.Div([
         dbc.Row([dbc.Col(_field("Peak table", dcc.Dropdown(id=ids.CLAIM_TABLE, options=names, value=names[0] if names else None,
@@ -200,9 +200,6 @@ def claims_tab(study: Study) -> html.Div:
         grid,
         html.Div(id=ids.CLAIM_GOTO_NOTE, className="small mt-1 claim-goto-note"),
     ], className="p-2")
-
-
-UPLOAD_MAX_BYTES = 1024 * 1024  # also the limit of dashboard.claims.read_uploaded_table
 
 
 def mapping_controls(columns: list[str], guess: dict[str, str | None]) -> html.Div:

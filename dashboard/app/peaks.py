@@ -17,11 +17,10 @@ import pandas as pd
 
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
+from dashboard.claims import MAX_UPLOAD_COLUMNS, MAX_UPLOAD_ROWS
 from dashboard.figures import PeakMarker
 
 UPLOAD_LAYER = "__upload__"  # the layer value of the uploaded table (no folder table has this name: tables/*.tsv stems)
-MAX_UPLOAD_ROWS = 5000
-MAX_UPLOAD_COLUMNS = 100
 
 
 def layer_options(engine: Engine, upload: Any = None) -> list[dict[str, str]]:
@@ -211,9 +210,7 @@ def receive_upload(contents: Any, filename: Any) -> tuple[dict[str, Any], dict[s
         content = base64.b64decode(contents.split(",", 1)[1], validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"{name}: the upload is not base64 data") from exc
-    frame = read_uploaded_table(name, content)
-    if len(frame) > MAX_UPLOAD_ROWS or len(frame.columns) > MAX_UPLOAD_COLUMNS:
-        raise ValueError(f"{name}: more than {MAX_UPLOAD_ROWS} rows or {MAX_UPLOAD_COLUMNS} columns")
+    frame = read_uploaded_table(name, content)  # its limits: MAX_UPLOAD_BYTES, _ROWS, _COLUMNS
     return upload_store(name, frame), column_guess([str(c) for c in frame.columns])
 
 
