@@ -53,9 +53,11 @@ def settle(driver, timeout: float = 30) -> None:
 
 
 def viewport(driver, width: int = 1920, height: int = 1080) -> None:
-    """Make the *viewport* (not the window) width x height."""
+    """Make the *viewport* (not the window) width x height: set the window, measure the
+    browser's frame, set it again with the frame added."""
+    driver.set_window_size(width, height)
     inner = driver.execute_script("return [window.innerWidth, window.innerHeight];")
-    driver.set_window_size(width + (width - inner[0]), height + (1080 - inner[1]) if inner[1] < height else height)
+    driver.set_window_size(width + (width - inner[0]), height + (height - inner[1]))
 
 
 def main() -> int:
@@ -87,12 +89,12 @@ def main() -> int:
         wait_text(driver, f"#{ids.CLUSTER_NOTE}", "clusters")
         # main: interaction contrast, its cluster selected (regression filled in)
         driver.find_element(By.CSS_SELECTOR, f"#{ids.CONTRAST} input[value='interaction']").click()
-        wait_text(driver, f"#{ids.CLUSTER_TABLE}", "Frontal_Sup_Medial_R")
+        wait_text(driver, f"#{ids.CLUSTER_NOTE}", "1 cluster of")
         settle(driver)
-        cell = driver.find_element(By.CSS_SELECTOR, f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell[col-id='peak_t']")
+        cell = driver.find_element(By.CSS_SELECTOR, f"#{ids.CLUSTER_TABLE} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell[col-id='k']")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", cell)  # below the fold at 1080 px
         time.sleep(0.3)
-        cell.click()
+        driver.execute_script("arguments[0].click()", cell)
         wait_text(driver, f"#{ids.REG_STATS}", "0.13")
         settle(driver)
         driver.execute_script("arguments[0].click()", driver.find_element(By.CSS_SELECTOR, f"#{ids.PEAK_LAYERS} input[value='literature_peaks']"))
