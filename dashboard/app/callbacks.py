@@ -429,10 +429,13 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Output(ids.GOTO, "data"), Output(ids.CLAIM_GOTO_NOTE, "children"),
         Input(ids.CLAIM_GRID, "cellClicked"), Input(ids.PEAK_GRID, "cellClicked"),
         State(ids.CLAIM_GRID, "rowData"), State(ids.PEAK_GRID, "rowData"), State(ids.VIEW, "data"), State(ids.GOTO, "data"),
+        State(ids.CONTRAST, "value"), State(ids.DIRECTION, "value"),
         prevent_initial_call=True,
     )
-    def goto_row(claim_click, peak_click, claim_rows, peak_rows, state, goto):
-        state = checked_or_prevent(engine, state)
+    def goto_row(claim_click, peak_click, claim_rows, peak_rows, state, goto, contrast_shown, direction_shown):
+        # compared with what the controls show, not with VIEW: after fast clicks, a response
+        # may have set a control that VIEW does not hold yet
+        state = dict(checked_or_prevent(engine, state), contrast=contrast_shown, direction=direction_shown)
         try:
             if ctx.triggered_id == ids.PEAK_GRID:
                 target = views.goto_data(engine, peaks.goto_point(engine, peak_rows, peak_click), goto)

@@ -65,3 +65,29 @@ def test_cl002_a_claim_row_click_moves_every_view(dash_duo, sample_engine):
     peak = state["cluster"]["peak"]
     assert f"{peak[0]:g} {peak[1]:g} {peak[2]:g}" in selected[0].text
     assert dash_duo.get_logs() == []
+
+
+def test_cl003_fast_clicks_on_claim_rows_end_on_the_last_row(dash_duo, sample_engine):
+    """Three rows of different contrasts clicked in quick succession: what stays on the
+    page is the last row's contrast, point and cluster, with the controls showing it."""
+    import pandas as pd
+
+    from tests.conftest import SAMPLE
+
+    table = pd.read_csv(SAMPLE / "tables" / "published_clusters.tsv", sep="\t", keep_default_na=False)
+    nac = next(i for i, c in enumerate(table["contrast"]) if c.startswith("nac"))
+    start_sample(dash_duo, sample_engine)
+    _tab(dash_duo, "Claim check")
+    dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "of 21 peaks", timeout=TIMEOUT)
+    wait_rows(dash_duo, ids.CLAIM_GRID, 10)
+    for row in (2, nac, 0):
+        dash_duo.driver.execute_script(
+            "document.querySelector(`#${arguments[0]} .ag-row[row-id='${arguments[1]}'] .ag-cell[col-id='x']`).click()", ids.CLAIM_GRID, str(row))
+    last = table.iloc[0]
+    dash_duo.wait_for_contains_text(f"#{ids.CLAIM_GOTO_NOTE}", f"({last['x']:g}, {last['y']:g}, {last['z']:g})", timeout=TIMEOUT)
+    settle(dash_duo)
+    state = view_state(dash_duo)
+    assert state["contrast"] == "placebo" and state["point"] == [float(last["x"]), float(last["y"]), float(last["z"])]
+    assert dash_duo.find_element(f"#{ids.CONTRAST} input[value='placebo']").is_selected()
+    assert state["cluster"] is not None
+    assert dash_duo.get_logs() == []
