@@ -49,6 +49,9 @@ bench: $(BIN)/.installed-test
 bench-ui: $(BIN)/.installed-test
 	$(BIN)/python scripts/bench_ui.py
 
+bench-reviewer: $(BIN)/.installed-test
+	$(BIN)/python scripts/bench_reviewer.py
+
 screenshots: $(BIN)/.installed-test
 	$(BIN)/python scripts/screenshots.py
 
