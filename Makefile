@@ -7,7 +7,7 @@ PORT   ?= 8050
 RESULTS ?= sample_results
 PYTEST_ARGS ?=
 
-.PHONY: run lint test test-fast bench bench-ui screenshots sample clean help
+.PHONY: run lint test test-fast bench bench-ui bench-reviewer screenshots sample clean help
 
 help:
 	@echo "make run    - create/refresh .venv and serve the app on $(RESULTS) at http://$(HOST):$(PORT)"
