@@ -302,7 +302,7 @@ def cmd_check_table(args: argparse.Namespace) -> int:
         table = _read_peak_table(Path(args.table), analysis.study)
         if args.contrast:
             args.contrast = analysis.study.resolve_contrast(args.contrast)
-        mapping = dict(item.split("=", 1) for item in args.columns.split(",")) if args.columns else None
+        mapping = _column_mapping(args)
         rows, line = check_table(analysis, table, contrast=args.contrast, direction=args.direction, threshold=_threshold(args),
                                  extent=args.k, mapping=mapping, model=args.model, participants=_subset(args))
     except StudyError as exc:
@@ -310,12 +310,27 @@ def cmd_check_table(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as exc:
         print(f"{args.table}: {_message(exc)}", file=sys.stderr)
         return EXIT_PROBLEMS
+    _print_rows(args, rows, line)
+    return 0
+
+
+def _print_rows(args: argparse.Namespace, rows: Any, line: str) -> None:
+    """A table of rows with a summary line: TSV under a ``# `` line, or JSON."""
     if args.format == "json":
         print(json.dumps({"summary": line, "rows": json.loads(rows.to_json(orient="records", double_precision=15))}, indent=1))
     else:
         print(f"# {line}")
         print(rows.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
-    return 0
+
+
+def _column_mapping(args: argparse.Namespace) -> dict[str, str] | None:
+    """--columns x=mni_x,y=mni_y,...: field -> column; a ValueError for a malformed entry."""
+    if not args.columns:
+        return None
+    items = [item.split("=", 1) for item in args.columns.split(",")]
+    if any(len(item) != 2 or not item[0].strip() or not item[1].strip() for item in items):
+        raise ValueError(f"--columns takes FIELD=COLUMN pairs separated by commas, got {args.columns!r}")
+    return {field.strip(): column.strip() for field, column in items}
 
 
 def _read_peak_table(path: Path, study: Study) -> Any:
@@ -342,7 +357,7 @@ def cmd_peak_distances(args: argparse.Namespace) -> int:
     try:
         analysis = _load_analysis(args)
         table = _read_peak_table(Path(args.table), analysis.study)
-        mapping = dict(item.split("=", 1) for item in args.columns.split(",")) if args.columns else None
+        mapping = _column_mapping(args)
         directions = ("pos", "neg") if args.direction == "both" else (args.direction,)
         rows = peak_distances(analysis, table, contrast=args.contrast, directions=directions, threshold=_threshold(args), extent=args.k,
                               model=args.model, participants=_subset(args), mapping=mapping)
@@ -353,11 +368,7 @@ def cmd_peak_distances(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     inside = int((rows["nearest_cluster_mm"] == 0).sum())
     line = f"{len(rows)} peaks against {args.contrast} ({args.direction}, k >= {args.k}): {inside} inside a listed cluster"
-    if args.format == "json":
-        print(json.dumps({"summary": line, "rows": json.loads(rows.to_json(orient="records", double_precision=15))}, indent=1))
-    else:
-        print(f"# {line}")
-        print(rows.to_csv(sep="\t", index=False, float_format="%.6g"), end="")
+    _print_rows(args, rows, line)
     return 0
 
 

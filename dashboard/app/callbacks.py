@@ -102,16 +102,21 @@ def register(app: dash.Dash, engine: Engine) -> None:
         # superseded request, so what lands on the page is built from the latest controls.
         by_id = dict(zip(INPUT_KINDS, values, strict=True))
         new = views.state_from_controls(engine, state, {INPUT_KINDS[cid]: by_id[cid] for cid in CONTROL_IDS})
-        # the events of this request (a click, a point, a subset; a row of another table
-        # sets the contrast control and asks to go to its point in the same response)
-        events = [t for t in ctx.triggered_prop_ids.values() if isinstance(t, str) and t not in CONTROL_IDS and t in INPUT_KINDS]
+        # the events of this request: a click, a point, a subset (a row of another table sets
+        # the contrast control and asks to go to its point in the same response); none on the
+        # first call, and an event input without a value (the GOTO store before any row
+        # click) is no event
+        events = [] if trigger is None else [t for t in ctx.triggered_prop_ids.values()
+                                             if isinstance(t, str) and t not in CONTROL_IDS and t in INPUT_KINDS and by_id[t] is not None]
+        ignored = 0
         for event in events:
             try:
                 new = views.next_state(engine, new, event, by_id[event], INPUT_KINDS)
             except ValueError as exc:
                 log.info("input ignored: %s", exc)
-                if new == state and len(events) == 1:
-                    raise PreventUpdate from exc
+                ignored += 1
+        if events and ignored == len(events) and new == state:
+            raise PreventUpdate
         new = views.valid_cluster(engine, new)
         with engine.interactive():
             maps = _maps(new, rendered_maps)

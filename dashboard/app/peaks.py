@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from dashboard.app import state as st
@@ -102,12 +101,16 @@ def _number(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def markers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | None = None) -> list[PeakMarker]:
-    """The peaks of the chosen layers with their hover lines (source, region, reported Z
-    or T, coordinate); rows without three finite coordinates are left out."""
+def _text(value: Any) -> str:
+    """A cell as text ("" for an empty one)."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+
+
+def _layers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | None):
+    """(layer value, title, table, field -> column) of each chosen layer that exists and
+    has coordinates (anything else the page sent is skipped)."""
     if not isinstance(layers, list):
-        return []
-    out: list[PeakMarker] = []
+        return
     for layer in layers:
         if not isinstance(layer, str):
             continue
@@ -115,73 +118,58 @@ def markers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | 
             frame, cols = layer_frame(engine, layer, upload, mapping)
         except ValueError:
             continue
-        title = f"uploaded: {upload_name(upload)}" if layer == UPLOAD_LAYER else layer
+        yield layer, (f"uploaded: {upload_name(upload)}" if layer == UPLOAD_LAYER else layer), frame, cols
+
+
+def _reported(z: Any, t: Any) -> str:
+    return " · ".join(f"{name} {v:g}" for name, value in (("Z", z), ("T", t)) for v in [_number(value)] if v is not None)
+
+
+def markers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | None = None) -> list[PeakMarker]:
+    """The peaks of the chosen layers with their hover lines (table, source, region,
+    contrast, reported Z or T, coordinate); rows without three finite coordinates are left out."""
+    out: list[PeakMarker] = []
+    for _, title, frame, cols in _layers(engine, layers, upload, mapping):
         for _, row in frame.iterrows():
             xyz = [_number(row[cols[a]]) for a in ("x", "y", "z")]
-            if any(v is None for v in xyz):
+            if xyz[0] is None or xyz[1] is None or xyz[2] is None:
                 continue
-            lines = [title]
-            for field in ("source", "region", "contrast"):
-                if field in cols and row[cols[field]] is not None and str(row[cols[field]]).strip() and str(row[cols[field]]) != "nan":
-                    lines.append(str(row[cols[field]]))
-            stats = [f"{name} {v:g}" for name, field in (("Z", "zscore"), ("T", "t")) if field in cols
-                     for v in [_number(row[cols[field]])] if v is not None]
-            point = tuple(float(v) for v in xyz if v is not None)
-            lines.append(" · ".join([*stats, f"MNI ({point[0]:g}, {point[1]:g}, {point[2]:g})"]))
-            out.append(PeakMarker((point[0], point[1], point[2]), tuple(lines)))
+            lines = [title, *(text for f in ("source", "region", "contrast") if f in cols for text in [_text(row[cols[f]])] if text)]
+            where = f"MNI ({xyz[0]:g}, {xyz[1]:g}, {xyz[2]:g})"
+            reported = _reported(row[cols["zscore"]] if "zscore" in cols else None, row[cols["t"]] if "t" in cols else None)
+            lines.append(f"{reported} · {where}" if reported else where)
+            out.append(PeakMarker((xyz[0], xyz[1], xyz[2]), tuple(lines)))
     return out
-
-
-DISTANCE_COLUMNS = ("layer", "source", "region", "reported", "x", "y", "z", "nearest_cluster_mm", "nearest_cluster", "map_value")
 
 
 def distances(engine: Engine, state: dict, layers: Any, upload: Any, mapping: dict[str, str] | None = None) -> tuple[list[dict], str]:
     """Rows of the distance table (each peak of the chosen layers: distance to the nearest
-    listed cluster of the view's contrast and direction(s), the map's value there) and a
-    summary line."""
+    listed cluster of the view's contrast and direction(s), the map's value there:
+    :func:`dashboard.claims.peak_distances`) and a summary line."""
     from dashboard.claims import peak_distances
 
-    if not isinstance(layers, list) or not layers:
-        return [], ""
     rows: list[dict] = []
     subset = engine.subset(state["participants"])
-    directions = ("pos",) if state["direction"] == "pos" else ("neg",) if state["direction"] == "neg" else ("pos", "neg")
-    for layer in layers:
-        if not isinstance(layer, str):
-            continue
-        try:
-            frame, cols = layer_frame(engine, layer, upload, mapping)
-        except ValueError:
-            continue
+    directions = ("pos", "neg") if state["direction"] == "both" else (state["direction"],)
+    for layer, title, frame, cols in _layers(engine, layers, upload, mapping):
         with engine.lock:
             found = peak_distances(engine.analysis, frame, contrast=state["contrast"], directions=directions, threshold=engine.threshold(state),
                                    extent=int(state["k"]), model=engine._model(state["model"]), participants=subset, mapping=cols)
-        title = f"uploaded: {upload_name(upload)}" if layer == UPLOAD_LAYER else layer
-        for i, (_, raw) in enumerate(frame.iterrows()):
-            got = found.iloc[i]
-            dist = _number(got.get("nearest_cluster_mm"))
-            value = _number(got.get("map_value"))
+        for i, got in enumerate(found.to_dict("records")):
+            dist, value = _number(got["nearest_cluster_mm"]), _number(got["map_value"])
             cluster = None
-            if dist is not None and got.get("nearest_cluster_id") is not None and not pd.isna(got.get("nearest_cluster_id")):
-                cluster = f"#{int(got['nearest_cluster_id'])} ({got['nearest_cluster_direction']}) peak " \
-                          f"{got['nearest_cluster_x']:g} {got['nearest_cluster_y']:g} {got['nearest_cluster_z']:g}"
-            reported = " · ".join(f"{n} {v:g}" for n, f in (("Z", "zscore"), ("T", "t")) if f in cols
-                                  for v in [_number(raw[cols[f]])] if v is not None)
-            rows.append({"row": f"{layer}|{i}", "layer": title, "source": _text(raw, cols, "source"), "region": _text(raw, cols, "region"),
-                         "reported": reported, "x": _number(raw[cols["x"]]), "y": _number(raw[cols["y"]]), "z": _number(raw[cols["z"]]),
+            if dist is not None:
+                cluster = (f"#{int(got['nearest_cluster_id'])} ({got['nearest_cluster_direction']}) peak "
+                           f"{got['nearest_cluster_x']:g} {got['nearest_cluster_y']:g} {got['nearest_cluster_z']:g}")
+            rows.append({"row": f"{layer}|{i}", "layer": title, "source": _text(got["source"]), "region": _text(got["region"]),
+                         "reported": _reported(got["reported_z"], got["reported_t"]),
+                         "x": _number(got["x"]), "y": _number(got["y"]), "z": _number(got["z"]),
                          "nearest_cluster_mm": None if dist is None else round(dist, 1), "nearest_cluster": cluster,
                          "map_value": None if value is None else round(value, 2)})
     inside = sum(1 for r in rows if r["nearest_cluster_mm"] == 0)
     near = sum(1 for r in rows if r["nearest_cluster_mm"] is not None and 0 < r["nearest_cluster_mm"] <= 10)
-    line = f"{len(rows)} peaks: {inside} inside a listed cluster of this view, {near} within 10 mm of one"
+    line = f"{len(rows)} peaks: {inside} inside a listed cluster of this view, {near} within 10 mm of one" if rows else ""
     return rows, line
-
-
-def _text(row: pd.Series, cols: dict[str, str], field: str) -> str:
-    if field not in cols:
-        return ""
-    v = row[cols[field]]
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
 def goto_point(engine: Engine, rows: Any, clicked: Any) -> list[float]:
