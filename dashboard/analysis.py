@@ -45,6 +45,7 @@ Method = Literal["lts", "ols"]
 DIRECTIONS: tuple[Direction, ...] = ("pos", "neg")
 DEFAULT_P_UNC = 0.001
 DEFAULT_EXTENT = 10
+MAX_CACHED_VOLUMES = 6  # Analysis.t_volume keeps this many 3D maps (4.7 MB each on a 2 mm grid)
 DEFAULT_ATLAS = "aal"
 
 CLUSTER_COLUMNS = ["direction", *SPM_COLUMNS[:-1], "label", "is_main_peak"]
@@ -151,6 +152,7 @@ class Analysis:
         self._smooth: dict[tuple[str, tuple[str, ...], str], rft.Smoothness] = {}
         self._design: dict[tuple[str, tuple[str, ...]], tuple[np.ndarray, float, rft.Field]] = {}
         self._max = max_cached_fits
+        self._volumes: dict[tuple[str, str, tuple[str, ...]], tuple[np.ndarray, float]] = {}  # t_volume's, oldest first
         self.store = store
 
     # -- participants and fits --------------------------------------------------------
@@ -269,6 +271,22 @@ class Analysis:
         fit = self.fit(model, subset)
         return fit.t_map(self.study.contrast(contrast).weights), float(fit.df)
 
+    def t_volume(self, contrast: str, model: ModelName = "cells", participants: tuple[str, ...] | None = None) -> tuple[np.ndarray, float]:
+        """:meth:`t_map` as a 3D volume (NaN outside the mask) and its df, kept for the last
+        few (contrast, model, subset): cluster tables, claim checks and distances ask for
+        the same volumes again and again.  Read-only (shared between callers)."""
+        key = (contrast, model, self.subset(participants))
+        hit = self._volumes.get(key)
+        if hit is None:
+            tvec, df = self.t_map(contrast, model, participants)
+            volume = self.study.unmask(np.asarray(tvec, np.float64))
+            volume.flags.writeable = False
+            hit = (volume, df)
+            self._volumes[key] = hit
+            while len(self._volumes) > MAX_CACHED_VOLUMES:
+                self._volumes.pop(next(iter(self._volumes)))
+        return hit
+
     def stored_map_applies(self, contrast: str, model: str, subset: tuple[str, ...]) -> bool:
         """True when the stored group map of ``contrast`` is this model's map of every
         participant (then it is used as it is, as :meth:`stored_smoothness` is)."""
@@ -359,7 +377,7 @@ class Analysis:
         small-volume correction as SPM's: only voxels inside the ROI, and RFT p-values
         with the ROI's resel counts and voxel count (``spm_VOI``).
         """
-        tvec, df = self.t_map(contrast, model, participants)
+        volume, df = self.t_volume(contrast, model, participants)
         stat_field = self.map_field(contrast, model, participants, df)
         if stat_field.stat == "F" and "neg" in directions:
             raise ValueError(f"contrast {contrast!r} is an F contrast: it has no negative direction (SPM's F is one-sided)")
@@ -367,7 +385,6 @@ class Analysis:
         height = threshold.height(df, smooth, stat_field)
         if not with_rft:
             smooth = None
-        volume = self.study.unmask(tvec)
         if svc_mask is not None:
             svc_mask = np.asarray(svc_mask, bool)
             if svc_mask.shape != self.study.shape:

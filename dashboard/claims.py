@@ -357,8 +357,7 @@ def check_table(analysis: Any, table: pd.DataFrame, *, contrast: str | None = No
             cid = fallback_contrast  # e.g. literature peaks of other studies: held against the contrast in view
         sign = direction or direction_of(str(fields.get("contrast", "")), study, cid)
         if cid not in maps:
-            tvec, _ = analysis.t_map(cid, model, participants)
-            maps[cid] = study.unmask(tvec.astype(float))
+            maps[cid] = analysis.t_volume(cid, model, participants)[0]
         if (cid, sign) not in listed:
             listed[cid, sign] = _listed_clusters(analysis, cid, sign, threshold=threshold, extent=extent, model=model,
                                                  participants=participants)
@@ -511,8 +510,7 @@ def peak_distances(analysis: Any, table: pd.DataFrame, *, contrast: str, directi
     for _, rec in records:  # Analysis.clusters numbers each direction's clusters after the previous one's
         offsets.append(offset)
         offset += rec.n_clusters
-    tvec, _ = analysis.t_map(contrast, model, participants)
-    volume = study.unmask(tvec.astype(float))
+    volume = analysis.t_volume(contrast, model, participants)[0]
 
     n = len(table)
     xyz = np.stack([_numbers(table, cols[field], n) for field in ("x", "y", "z")], axis=1)

@@ -163,13 +163,19 @@ def find_clusters(
     # Tested only at the voxels of kept clusters, against their 18 neighbours gathered by
     # offset: the same as a maximum filter over the whole volume (a neighbour of a
     # cluster voxel above the threshold is in the same cluster), at a fraction of its cost.
+    # Beyond the grid's edge an offset is clipped back onto it: that lands on the voxel
+    # itself or on another of its 18 neighbours, so the maximum is unchanged (no padded copy).
     candidates = np.argwhere(keep[comp])  # C order, as np.argwhere(is_max) would list them
-    padded = np.pad(np.where(supra, stat, -np.inf), 1, mode="constant", constant_values=-np.inf)
-    ci, cj, ck = (candidates[:, a] + 1 for a in range(3))
-    here = padded[ci, cj, ck]
+    vals = np.where(supra, stat, -np.inf)
+    ci, cj, ck = (candidates[:, a] for a in range(3))
+    here = vals[ci, cj, ck]
     neigh_max = np.full(here.shape, -np.inf)
+    top = [n - 1 for n in stat.shape]
     for di, dj, dk in _OFFSETS18:
-        np.maximum(neigh_max, padded[ci + di, cj + dj, ck + dk], out=neigh_max)
+        ni = ci + di if di == 0 else np.clip(ci + di, 0, top[0])
+        nj = cj + dj if dj == 0 else np.clip(cj + dj, 0, top[1])
+        nk = ck + dk if dk == 0 else np.clip(ck + dk, 0, top[2])
+        np.maximum(neigh_max, vals[ni, nj, nk], out=neigh_max)
     is_max = here >= neigh_max
 
     ijk = candidates[is_max]  # (m, 3)
@@ -192,7 +198,7 @@ def find_clusters(
     grp = np.argsort(rank, kind="stable")
     ijk, t, rank, xyz = ijk[grp], t[grp], rank[grp], xyz[grp]
 
-    labels = rank_of[comp].astype(np.int32)  # 0 for background and dropped clusters
+    labels = rank_of.astype(np.int32)[comp]  # 0 for background and dropped clusters
 
     # Greedy distance filter per cluster (spm_list: min distance to listed > Dis).
     bounds = np.flatnonzero(np.diff(rank)) + 1
