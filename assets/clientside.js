@@ -36,6 +36,12 @@
     },
     // the view state goes on to the compare figure only while its tab is shown
     whileCompareShown: function (activeTab, state, compareTab) { return activeTab === compareTab ? state : nu(); },
+    // the influence panel is asked for once the page has painted the views of the same
+    // action (two animation frames): its request and drawing never delay the maps, the
+    // table and the scatter
+    afterPaint: function (value) {
+      return new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => resolve(value), 0))));
+    },
     // what a leave-one-out run would answer: the view state's keys it depends on
     // (dashboard.app.views.SURVIVAL_KEYS), null without a selected cluster
     survivalRequest: function (state) {

@@ -225,12 +225,15 @@ def register(app: dash.Dash, engine: Engine) -> None:
             return figures_empty(f"Cannot compute the regression: {views.error_text(exc)}"), "", key
         return fig, stats, key
 
-    # each participant's influence on the regression shown (LTS refits: ~50 ms), in its own
-    # request after the scatter is drawn, so a cluster click is not slowed by it
+    # each participant's influence on the regression shown (LTS refits: ~50-90 ms), in its own
+    # request once the scatter is painted, so a cluster click is not slowed by it
     if engine.study.can_refit:
+        app.clientside_callback(cue_function("afterPaint"), Output(ids.INFLUENCE_REQUEST, "data"), Input(ids.RENDERED_REGRESSION, "data"),
+                                prevent_initial_call=True)
+
         @app.callback(
             Output(ids.INFLUENCE, "figure"), Output(ids.INFLUENCE_NOTE, "children"), Output(ids.PARTICIPANT_GRID, "rowData"),
-            Input(ids.RENDERED_REGRESSION, "data"), State(ids.VIEW, "data"),
+            Input(ids.INFLUENCE_REQUEST, "data"), State(ids.VIEW, "data"),
             prevent_initial_call=True,
         )
         def draw_influence(rendered, state):

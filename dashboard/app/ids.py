@@ -99,6 +99,7 @@ REG_NOTE = "regression-note"
 EXCLUDE_BUTTON = "exclude-participant"
 INFLUENCE = "influence-bars"  # each participant's influence on the selected cluster's regression
 INFLUENCE_NOTE = "influence-note"
+INFLUENCE_REQUEST = "influence-request"  # RENDERED_REGRESSION, passed on once the page has painted the action's views
 
 # leave-one-out survival of the selected cluster (a background job)
 SURVIVAL_REQUEST = "survival-request"  # what a run would answer (from VIEW, in the browser): contrast, cluster, threshold, subset...

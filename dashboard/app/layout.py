@@ -481,7 +481,6 @@ def participants_panel(study: Study) -> dbc.Card:
         dashGridOptions={"rowSelection": {"mode": "multiRow", "checkboxes": has_images, "headerCheckbox": has_images,
                                           "enableClickSelection": False, "selectAll": "filtered"},
                          "suppressCellFocus": True, "tooltipShowDelay": 300, "animateRows": False,
-                         "suppressColumnVirtualisation": True,  # a few columns: all in the page, scrolled sideways
                          # column names are participants.tsv's: "a.b" is a name, not a path into the row
                          "suppressFieldDotNotation": True,
                          "context": {"highlight": None}},
@@ -531,6 +530,7 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
             dcc.Store(id=ids.PARTICIPANT_INFO, data={"ids": list(study.participant_ids), "minimum": MIN_PARTICIPANTS,
                                                      "images": study.can_refit}),
             dcc.Store(id=ids.RENDERED_REGRESSION, data=None),
+            dcc.Store(id=ids.INFLUENCE_REQUEST, data=None),
             dcc.Store(id=ids.COMPARE_VIEW, data=None),
             dcc.Store(id=ids.CLAIM_VIEW, data=None),
             dcc.Store(id=ids.GOTO, data=None),

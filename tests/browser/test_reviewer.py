@@ -3,6 +3,8 @@ regression, leave-one-out cluster survival, literature peaks, cross-contrast cor
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,10 @@ INTERACTION = "Cue reactivity reduced by N-AC (placebo > N-AC)"
 
 
 def _grid_cell(dash_duo, grid: str, row_id: str, col: str) -> str:
+    """The text of a grid cell, its column scrolled into view (AG Grid renders only the
+    columns in view)."""
+    dash_duo.driver.execute_script("dash_ag_grid.getApi(arguments[0]).ensureColumnVisible(arguments[1]);", grid, col)
+    time.sleep(0.3)  # rendered in the next frames
     return dash_duo.driver.execute_script(
         "const c = document.querySelector(`#${arguments[0]} .ag-row[row-id='${arguments[1]}'] .ag-cell[col-id='${arguments[2]}']`);"
         "return c ? c.textContent : null;", grid, row_id, col)
@@ -60,6 +66,10 @@ def test_rv001_influence_bars_and_columns_follow_the_selected_cluster(dash_duo, 
     assert dash_duo.find_element(f"#{ids.INCLUDED_COUNT}").text == "22 of 22 included"
     assert len(view_state(dash_duo)["participants"]) == 22
     # excluding the most influential participant refits; the influence follows the new fit
+    dash_duo.driver.execute_script("const api = dash_ag_grid.getApi(arguments[0]);"
+                                   "api.ensureColumnVisible(api.getAllDisplayedColumns().find(c => !c.isPinned()));"
+                                   "api.ensureNodeVisible(api.getRowNode(arguments[1]), 'middle');", ids.PARTICIPANT_GRID, most)
+    time.sleep(0.3)
     js_click(dash_duo, f"#{ids.PARTICIPANT_GRID} .ag-row[row-id='{most}'] .ag-selection-checkbox input")
     dash_duo.wait_for_text_to_equal(f"#{ids.INCLUDED_COUNT}", "21 of 22 included", timeout=TIMEOUT)
     dash_duo._wait_for(lambda d: _grid_cell(dash_duo, ids.PARTICIPANT_GRID, most, "influence:cooks") == "",
@@ -80,8 +90,6 @@ def _start_interaction_cluster(dash_duo, sample_engine) -> dict:
 def test_rv002_leave_one_out_survival_runs_in_the_background(dash_duo, sample_engine):
     """The leave-one-out job shows progress from its first second, leaves the page usable,
     and its table is what dashboard.survival computes; asked again, it answers from the cache."""
-    import time
-
     from dashboard.survival import leave_one_out
 
     state = _start_interaction_cluster(dash_duo, sample_engine)
