@@ -401,6 +401,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
         Output(ids.CLAIM_SUMMARY, "children"), Output(ids.CLAIM_GRID, "rowData"),
         Input(ids.CLAIM_VIEW, "data"), Input(ids.CLAIM_TABLE, "value"), Input(mapping, "value"),
         State(mapping, "id"), State(ids.UPLOAD, "data"),
+        prevent_initial_call=True,  # nothing to check before the tab is shown (no request at page load)
     )
     def check_claims(state, name, fields, field_ids, upload):
         if not state or name is None:
@@ -493,6 +494,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
     @app.callback(
         Output(ids.CORR_GRID, "rowData"), Output(ids.CORR_SUMMARY, "children"),
         Input(ids.COMPARE_VIEW, "data"),
+        prevent_initial_call=True,  # computed once the compare tab is shown
     )
     def correspondence(state):
         if not state:
