@@ -394,6 +394,7 @@ def regression_panel(study: Study, state: dict) -> dbc.Card:
 INFLUENCE_COLUMNS = {
     "influence:dslope_ols": ("Δ slope left out (OLS)", "jackknife: OLS slope without this participant minus the slope with everyone"),
     "influence:dslope_lts": ("Δ slope left out (LTS)", "LTS refitted without this participant, minus the LTS slope with everyone"),
+    "influence:r2": ("R² left out (OLS)", "jackknife: the OLS R² without this participant"),
     "influence:cooks": ("Cook's D", "Cook's distance of the OLS fit (statsmodels' OLSInfluence definition)"),
     "influence:dfbetas": ("DFBETAS slope", "DFBETAS of the OLS slope; |DFBETAS| > 2/sqrt(n) is the usual flag"),
 }

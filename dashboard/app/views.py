@@ -512,7 +512,7 @@ def draw_influence(engine: Engine, state: dict, highlight: str | None = None):
     note = (f"Leaving out {pids[i]} changes the OLS slope most: {inf.slope:.3g} → {inf.loo_slope[i]:.3g} "
             f"(Cook's D {inf.cooks_distance[i]:.2f}, DFBETAS {inf.dfbetas_slope[i]:.2f}); LTS without {pids[i]}: {inf.lts_loo_slope[i]:.3g}.")
     by_id = {p: k for k, p in enumerate(pids)}
-    values = {"influence:dslope_ols": d_ols, "influence:dslope_lts": d_lts, "influence:cooks": inf.cooks_distance,
+    values = {"influence:dslope_ols": d_ols, "influence:dslope_lts": d_lts, "influence:r2": inf.loo_r_squared, "influence:cooks": inf.cooks_distance,
               "influence:dfbetas": inf.dfbetas_slope}
     assert set(values) == set(INFLUENCE_COLUMNS)
     for row in rows:

@@ -62,6 +62,8 @@ def test_rv001_influence_bars_and_columns_follow_the_selected_cluster(dash_duo, 
     assert cooks is not None and abs(float(cooks) - inf.cooks_distance[i]) < 1e-3, cooks
     dslope = _grid_cell(dash_duo, ids.PARTICIPANT_GRID, most, "influence:dslope_ols")
     assert abs(float(dslope) - (inf.loo_slope[i] - inf.slope)) < 1e-3, dslope
+    r2 = _grid_cell(dash_duo, ids.PARTICIPANT_GRID, most, "influence:r2")
+    assert abs(float(r2) - inf.loo_r_squared[i]) < 1e-3, r2
     # refreshing the grid's rows kept everyone selected (the subset did not change)
     assert dash_duo.find_element(f"#{ids.INCLUDED_COUNT}").text == "22 of 22 included"
     assert len(view_state(dash_duo)["participants"]) == 22

@@ -73,3 +73,32 @@ def test_rs002_influence_and_leave_one_out_on_an_spm_design(dash_duo):
         "return Array.from(document.querySelectorAll(`#${arguments[0]} .ag-cell[col-id='df']`)).map(c => c.textContent)", ids.SURVIVAL_GRID)
     assert df_cells and set(df_cells) == {"19"}, df_cells  # the design refitted on 21 of 22: df 20 -> 19
     no_console_errors(dash_duo)
+
+
+def test_rs003_correspondence_and_markers_on_an_spm_design(dash_duo, tmp_path):
+    """The compare tab's correspondence on the SPM design's three contrasts (as
+    dashboard.correspondence computes it), and an uploaded table's peaks as markers."""
+    from dashboard.analysis import Analysis, Threshold
+    from dashboard.correspondence import correspondence
+    from dashboard.formats import open_study
+
+    rows = json.loads((SPM / "spm_tables" / "0001_p0.001_k0.json").read_text())["TabDat"]["dat"][:4]
+    upload = tmp_path / "four.tsv"
+    upload.write_text("x\ty\tz\n" + "".join(f"{r[11][0]}\t{r[11][1]}\t{r[11][2]}\n" for r in rows))
+    dash_duo.start_server(create_app(Settings(results_dir=SPM, warm=False)))
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 20", timeout=TIMEOUT)
+    _tab(dash_duo, "Compare contrasts")
+    dash_duo.wait_for_contains_text(f"#{ids.CORR_SUMMARY}", "clusters of this contrast overlap", timeout=TIMEOUT)
+    analysis = Analysis(open_study(SPM, check_data=False))
+    expected = correspondence(analysis, "1", threshold=Threshold(p_unc=0.001), extent=10)
+    n = len(expected.drop_duplicates(["direction", "cluster_id"]))
+    shared = len(expected.dropna(subset=["other_contrast"]).drop_duplicates(["direction", "cluster_id"]))
+    assert dash_duo.find_element(f"#{ids.CORR_SUMMARY}").text.startswith(f"{shared} of {n} clusters")
+    _tab(dash_duo, "Claim check")
+    dash_duo.find_element(f"#{ids.CLAIM_UPLOAD} input[type=file]").send_keys(str(upload))
+    dash_duo.wait_for_contains_text(f"#{ids.CLAIM_UPLOAD_NOTE}", "Read 4 rows", timeout=TIMEOUT)
+    _tab(dash_duo, "Explore")
+    js_click(dash_duo, f"#{ids.PEAK_LAYERS} input[value='__upload__']")
+    dash_duo._wait_for(lambda d: len(d.find_elements("css selector", f"#{ids.GLASS_BRAIN} .annotation")) == 3 * len(rows), timeout=TIMEOUT,
+                       msg="the uploaded peaks are not marked on the glass brain")
+    no_console_errors(dash_duo)
