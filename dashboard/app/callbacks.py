@@ -13,7 +13,14 @@ Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.
     regression-scatter clickData, grid selectedRows ── offer_exclusion ─> exclude button, grid highlight + scroll
     use-T switch ── (clientside) ─> p / T inputs enabled
     VIEW ─┬─ count_included (clientside) ─> "N of M included"
-          └─ (clientside, while the compare tab is shown) COMPARE_VIEW ── draw_compare ─> the three contrasts' glass brains
+          ├─ (clientside, while the compare tab is shown) COMPARE_VIEW ─┬─ draw_compare (+ correspondence-grid selection) ─> glass brains, pair outlines
+          │                                                             └─ correspondence ─> correspondence grid
+          ├─ (clientside, while the claim tab is shown) CLAIM_VIEW ── check_claims (+ table choice, column mapping, UPLOAD) ─> verdicts
+          └─ survivalRequest (clientside) ─> SURVIVAL_REQUEST ── leave_one_out (background job, on click) ─> survival table, strip plot
+    RENDERED_REGRESSION ── afterPaint (clientside) ─> INFLUENCE_REQUEST ── draw_influence ─> influence bars, participant-grid columns
+    peak layers, RENDERED_MAPS ── peakView (clientside, only while a layer is on) ─> PEAK_VIEW ── draw_peaks ─> markers (annotation Patches), distances
+    upload ── receive_upload ─> UPLOAD (kept by the page), mapping dropdowns, table and layer options
+    claim-grid / peak-grid cellClicked ── goto_row ─> contrast and direction controls + GOTO (-> update)
 
 Every value a request carries comes from the page and is checked before use
 (:func:`views.checked_state` for the view state, the typed checks of
@@ -274,7 +281,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             try:
                 question = views.survival_request(engine, request)
             except ValueError as exc:
-                return html.Span(views.error_text(exc), className="text-danger"), no_update, [], request
+                return html.Span(views.error_text(exc), className="text-danger"), figures_empty("", 300), [], request
             total = len(question["participants"])
             started = time.perf_counter()
 
@@ -287,7 +294,7 @@ def register(app: dash.Dash, engine: Engine) -> None:
             try:
                 data = views.run_survival(engine, question, progress)
             except ValueError as exc:
-                return html.Span(views.error_text(exc), className="text-danger"), no_update, [], request
+                return html.Span(views.error_text(exc), className="text-danger"), figures_empty("", 300), [], request
             summary, figure, rows = views.survival_outputs(engine, data)
             return summary, figure, rows, request
 
