@@ -142,6 +142,7 @@ def test_hx001_markup_in_a_results_folder_shows_as_text_and_never_runs(dash_duo,
     x_label, y_label = f"cocaine_duration_years ({UNITS})", f"eigenvariate, {LABELS['cocaine_placebo']}"
     _wait_text(dash_duo, f"#{ids.SCATTER} .g-xtitle", x_label)
     assert _text(dash_duo, f"#{ids.SCATTER} .g-ytitle") == y_label
+    settle(dash_duo)  # the influence panel follows the scatter: hover once the page is still
     point = dash_duo.find_elements(f"#{ids.SCATTER} .scatterlayer .trace .point")[0]
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
     ActionChains(dash_duo.driver).move_to_element(point).perform()
