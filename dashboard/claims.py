@@ -213,9 +213,9 @@ def _check(row: dict[str, Any], xyz: np.ndarray, *, inside: bool, value: float, 
         d = np.sqrt(((listed.xyz - xyz) ** 2).sum(axis=1))
         i = int(np.argmin(d))
         nearest = (float(d[i]), i)
-    t_rep = _number(row.get("t"))
-    z_rep = _number(row.get("zscore"))
-    k_rep = _number(row.get("k"))
+    t_rep = number_or_none(row.get("t"))
+    z_rep = number_or_none(row.get("zscore"))
+    k_rep = number_or_none(row.get("k"))
     dfi = implied_df(t_rep, z_rep) if t_rep is not None and z_rep is not None else None
     consistent = True
     if stat == "T" and t_rep is not None and z_rep is not None and math.isfinite(df):
@@ -260,7 +260,8 @@ def _check(row: dict[str, Any], xyz: np.ndarray, *, inside: bool, value: float, 
     )
 
 
-def _number(value: Any) -> float | None:
+def number_or_none(value: Any) -> float | None:
+    """A cell as a finite float, None for anything else (text, empty, NaN, infinite)."""
     try:
         out = float(value)
     except (TypeError, ValueError):
@@ -522,8 +523,8 @@ def peak_distances(analysis: Any, table: pd.DataFrame, *, contrast: str, directi
     centres = ijk @ affine[:3, :3].T + affine[:3, 3]
 
     out = pd.DataFrame({
-        "source": [_text(v) for v in table[cols["source"]].tolist()] if "source" in cols else [""] * n,
-        "region": [_text(v) for v in table[cols["region"]].tolist()] if "region" in cols else [""] * n,
+        "source": [cell_text(v) for v in table[cols["source"]].tolist()] if "source" in cols else [""] * n,
+        "region": [cell_text(v) for v in table[cols["region"]].tolist()] if "region" in cols else [""] * n,
         "x": xyz[:, 0], "y": xyz[:, 1], "z": xyz[:, 2],
         "reported_t": _numbers(table, cols.get("t"), n), "reported_z": _numbers(table, cols.get("zscore"), n),
         "voxel_x": np.where(finite, centres[:, 0], np.nan), "voxel_y": np.where(finite, centres[:, 1], np.nan),
@@ -593,7 +594,7 @@ def peak_distances(analysis: Any, table: pd.DataFrame, *, contrast: str, directi
     return out[DISTANCE_COLUMNS]
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A cell as text ("" for an empty or missing one)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
@@ -604,7 +605,7 @@ def _numbers(table: pd.DataFrame, column: str | None, n: int) -> np.ndarray:
     """A column as floats (NaN for what is not a finite number; all NaN without the column)."""
     if column is None:
         return np.full(n, np.nan)
-    return np.array([v if v is not None else math.nan for v in (_number(c) for c in table[column].tolist())], float)
+    return np.array([v if v is not None else math.nan for v in (number_or_none(c) for c in table[column].tolist())], float)
 
 
 # -- uploaded peak tables ------------------------------------------------------------
@@ -639,7 +640,7 @@ def read_uploaded_table(filename: str, content: bytes) -> pd.DataFrame:
     :data:`MAX_UPLOAD_COLUMNS` columns. Anything else is a ValueError of one line naming
     the file and the problem (empty, binary, not text, unparseable, too large, no rows,
     a column without a name, duplicate column names)."""
-    name = _shown_name(filename)
+    name = shown_name(filename)
     if not isinstance(content, bytes | bytearray):
         raise ValueError(f"{name}: no file content")
     if len(content) > MAX_UPLOAD_BYTES:
@@ -686,7 +687,7 @@ def read_uploaded_table(filename: str, content: bytes) -> pd.DataFrame:
     return pd.DataFrame(columns, columns=header)
 
 
-def _shown_name(filename: Any) -> str:
+def shown_name(filename: Any) -> str:
     """A file name fit for a message: its last part, printable, at most 100 characters."""
     text = filename if isinstance(filename, str) and filename.strip() else "the uploaded file"
     text = _CONTROL.sub("?", text.replace("\\", "/").rsplit("/", 1)[-1]).strip() or "the uploaded file"

@@ -9,14 +9,13 @@ use it, where :func:`uploaded_frame` checks it again (the page can send anything
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pandas as pd
 
 from dashboard.app import state as st
 from dashboard.app.engine import Engine
-from dashboard.claims import MAX_UPLOAD_COLUMNS, MAX_UPLOAD_ROWS
+from dashboard.claims import MAX_UPLOAD_COLUMNS, MAX_UPLOAD_ROWS, cell_text, number_or_none
 from dashboard.figures import PeakMarker
 
 UPLOAD_LAYER = "__upload__"  # the layer value of the uploaded table (no folder table has this name: tables/*.tsv stems)
@@ -93,19 +92,6 @@ def layer_frame(engine: Engine, layer: str, upload: Any, mapping: dict[str, str]
     return frame, recognise_columns(list(frame.columns))
 
 
-def _number(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def _text(value: Any) -> str:
-    """A cell as text ("" for an empty one)."""
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
-
-
 def _layers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | None):
     """(layer value, title, table, field -> column) of each chosen layer that exists and
     has coordinates (anything else the page sent is skipped)."""
@@ -122,7 +108,7 @@ def _layers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | 
 
 
 def _reported(z: Any, t: Any) -> str:
-    return " · ".join(f"{name} {v:g}" for name, value in (("Z", z), ("T", t)) for v in [_number(value)] if v is not None)
+    return " · ".join(f"{name} {v:g}" for name, value in (("Z", z), ("T", t)) for v in [number_or_none(value)] if v is not None)
 
 
 def markers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | None = None) -> list[PeakMarker]:
@@ -131,10 +117,10 @@ def markers(engine: Engine, layers: Any, upload: Any, mapping: dict[str, str] | 
     out: list[PeakMarker] = []
     for _, title, frame, cols in _layers(engine, layers, upload, mapping):
         for _, row in frame.iterrows():
-            xyz = [_number(row[cols[a]]) for a in ("x", "y", "z")]
+            xyz = [number_or_none(row[cols[a]]) for a in ("x", "y", "z")]
             if xyz[0] is None or xyz[1] is None or xyz[2] is None:
                 continue
-            lines = [title, *(text for f in ("source", "region", "contrast") if f in cols for text in [_text(row[cols[f]])] if text)]
+            lines = [title, *(text for f in ("source", "region", "contrast") if f in cols for text in [cell_text(row[cols[f]]).strip()] if text)]
             where = f"MNI ({xyz[0]:g}, {xyz[1]:g}, {xyz[2]:g})"
             reported = _reported(row[cols["zscore"]] if "zscore" in cols else None, row[cols["t"]] if "t" in cols else None)
             lines.append(f"{reported} · {where}" if reported else where)
@@ -156,14 +142,14 @@ def distances(engine: Engine, state: dict, layers: Any, upload: Any, mapping: di
             found = peak_distances(engine.analysis, frame, contrast=state["contrast"], directions=directions, threshold=engine.threshold(state),
                                    extent=int(state["k"]), model=engine._model(state["model"]), participants=subset, mapping=cols)
         for i, got in enumerate(found.to_dict("records")):
-            dist, value = _number(got["nearest_cluster_mm"]), _number(got["map_value"])
+            dist, value = number_or_none(got["nearest_cluster_mm"]), number_or_none(got["map_value"])
             cluster = None
             if dist is not None:
                 cluster = (f"#{int(got['nearest_cluster_id'])} ({got['nearest_cluster_direction']}) peak "
                            f"{got['nearest_cluster_x']:g} {got['nearest_cluster_y']:g} {got['nearest_cluster_z']:g}")
-            rows.append({"row": f"{layer}|{i}", "layer": title, "source": _text(got["source"]), "region": _text(got["region"]),
+            rows.append({"row": f"{layer}|{i}", "layer": title, "source": cell_text(got["source"]).strip(), "region": cell_text(got["region"]).strip(),
                          "reported": _reported(got["reported_z"], got["reported_t"]),
-                         "x": _number(got["x"]), "y": _number(got["y"]), "z": _number(got["z"]),
+                         "x": number_or_none(got["x"]), "y": number_or_none(got["y"]), "z": number_or_none(got["z"]),
                          "nearest_cluster_mm": None if dist is None else round(dist, 1), "nearest_cluster": cluster,
                          "map_value": None if value is None else round(value, 2)})
     inside = sum(1 for r in rows if r["nearest_cluster_mm"] == 0)
@@ -174,11 +160,9 @@ def distances(engine: Engine, state: dict, layers: Any, upload: Any, mapping: di
 
 def goto_point(engine: Engine, rows: Any, clicked: Any) -> list[float]:
     """The coordinate of a clicked row of the distance table (checked; ValueError otherwise)."""
-    if not isinstance(clicked, dict) or not isinstance(rows, list):
-        raise ValueError("no row clicked")
-    row = next((r for r in rows if isinstance(r, dict) and r.get("row") == clicked.get("rowId")), None)
-    if row is None:
-        raise ValueError("the clicked row is not in the grid")
+    from dashboard.app.views import clicked_row
+
+    row = clicked_row(rows, clicked)
     return st.checked_field(engine.choices, "point", [row.get("x"), row.get("y"), row.get("z")])
 
 
@@ -188,10 +172,9 @@ def receive_upload(contents: Any, filename: Any) -> tuple[dict[str, Any], dict[s
     import base64
     import binascii
 
-    from dashboard.claims import column_guess, read_uploaded_table
+    from dashboard.claims import column_guess, read_uploaded_table, shown_name
 
-    name = filename if isinstance(filename, str) and filename else "the uploaded file"
-    name = name.replace("\\", "/").rsplit("/", 1)[-1][:200]
+    name = shown_name(filename)  # the file's own name only, printable, as read_uploaded_table's messages give it
     if not isinstance(contents, str) or "," not in contents:
         raise ValueError(f"{name}: nothing was uploaded")
     try:

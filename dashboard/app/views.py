@@ -576,12 +576,7 @@ def goto_row(engine: Engine, state: dict, rows: Any, clicked: Any, goto: Any) ->
     (the claim check): its contrast and direction become the controls' values (the
     direction only when one is shown) and the views go to its coordinate.  Every value
     comes from the page: ValueError for a row that is not one of the grid's."""
-    if not isinstance(clicked, dict) or not isinstance(rows, list):
-        raise ValueError("no row clicked")
-    rid = clicked.get("rowId")
-    row = next((r for r in rows if isinstance(r, dict) and str(r.get("row")) == str(rid)), None)
-    if row is None:
-        raise ValueError("the clicked row is not in the grid")
+    row = clicked_row(rows, clicked)
     contrast = st.checked_field(engine.choices, "contrast", row.get("checked_contrast"))
     direction = state["direction"]
     if direction != "both":
@@ -592,6 +587,18 @@ def goto_row(engine: Engine, state: dict, rows: Any, clicked: Any, goto: Any) ->
     note = (f"Views moved to MNI ({point[0]:g}, {point[1]:g}, {point[2]:g}) on {label}; the cluster there is selected in the table "
             "below (Explore shows the maps).")
     return contrast, direction, target, note
+
+
+def clicked_row(rows: Any, clicked: Any) -> dict:
+    """The row of a grid's ``rowData`` that an AG Grid ``cellClicked`` names (rows carry
+    their id as ``row``); ValueError when the click or the rows are not the grid's."""
+    if not isinstance(clicked, dict) or not isinstance(rows, list):
+        raise ValueError("no row clicked")
+    rid = clicked.get("rowId")
+    row = next((r for r in rows if isinstance(r, dict) and isinstance(r.get("row"), str) and r["row"] == rid), None)
+    if row is None:
+        raise ValueError("the clicked row is not in the grid")
+    return row
 
 
 def goto_data(engine: Engine, point: list[float], goto: Any) -> dict:
