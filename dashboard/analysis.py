@@ -351,10 +351,9 @@ class Analysis:
         return rft.smoothness_from_sidecar(gm.smoothness, gm.df, self.study.voxel_size, stat=gm.statistic, df_effect=gm.df_effect)
 
     def smoothness_key(self, model: str, subset: tuple[str, ...], contrast: str = "") -> str:
-        """Store key of a smoothness estimate: study folder (and its images' mtimes),
-        model, participant subset, contrast (paired model only)."""
-        stamp = max((p.stat().st_mtime_ns for p in self.study.image_paths.values()), default=0)
-        text = "|".join([str(self.study.root.resolve()), str(stamp), model, ",".join(subset), contrast])
+        """Store key of a smoothness estimate: the study (:meth:`Study.identity`: folder and
+        its images' mtimes), model, participant subset, contrast (paired model only)."""
+        text = "|".join([self.study.identity(), model, ",".join(subset), contrast])
         return "cue-smoothness:" + hashlib.sha1(text.encode()).hexdigest()
 
     # -- cluster table ------------------------------------------------------------------

@@ -20,6 +20,7 @@ sees every problem of a folder at once.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -201,6 +202,14 @@ class Study:
     @property
     def has_participant_images(self) -> bool:
         return bool(self.image_paths)
+
+    def identity(self) -> str:
+        """What results computed from this study depend on besides their own settings: the
+        folder and its participant images' modification times (read now: a folder changed
+        on disk gets another identity), as a hash for cache keys."""
+        stamps = sorted((str(p), p.stat().st_mtime_ns) for p in self.image_paths.values())
+        text = "|".join([str(self.root.resolve()), *(f"{p}:{t}" for p, t in stamps)])
+        return hashlib.sha1(text.encode()).hexdigest()
 
     @property
     def view_defaults(self) -> dict[str, Any]:

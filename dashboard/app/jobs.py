@@ -11,7 +11,6 @@ from any tab, is answered at once.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from dash import DiskcacheManager
@@ -21,18 +20,10 @@ from dashboard.results import Study
 RESULT_EXPIRE_S = 24 * 3600  # finished results are kept a day
 
 
-def study_identity(study: Study) -> str:
-    """What a cached result of this study depends on besides the job's arguments: the
-    folder and its images' modification times (a changed folder never gets stale results)."""
-    stamps = sorted((str(p), p.stat().st_mtime_ns) for p in study.image_paths.values())
-    text = "|".join([str(study.root.resolve()), *(f"{p}:{t}" for p, t in stamps)])
-    return hashlib.sha1(text.encode()).hexdigest()
-
-
 def background_manager(study: Study, cache_dir: str) -> Any:
     """The Dash background-callback manager of one app: diskcache in ``cache_dir`` (a
     private folder, never inside the results folder), results cached per study."""
     import diskcache
 
-    identity = study_identity(study)
+    identity = study.identity()  # the folder and its images' mtimes, read once at start-up
     return DiskcacheManager(diskcache.Cache(cache_dir), cache_by=[lambda: identity], expire=RESULT_EXPIRE_S)
