@@ -138,3 +138,9 @@ def view_state(dash_duo) -> dict:
         "const s = window.store.getState(); const path = s.paths.strs[arguments[0]];"
         "let node = s.layout; for (const p of path) node = node[p]; return node.props.data;", ids.VIEW)
     return layout or {}
+
+
+def open_tab(dash_duo, label: str) -> None:
+    """Click the view tab with this label (through JavaScript: the tab bar may be scrolled away)."""
+    dash_duo.driver.execute_script(
+        "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === arguments[0]).click()", label)

@@ -5,19 +5,15 @@ from __future__ import annotations
 import pytest
 
 from dashboard.app import ids
-from tests.browser.helpers import TIMEOUT, set_input, settle, start_sample, view_state, wait_rows
+from tests.browser.helpers import TIMEOUT, open_tab, set_input, settle, start_sample, view_state, wait_rows
 
 pytestmark = pytest.mark.browser
 
 
-def _tab(dash_duo, label: str) -> None:
-    dash_duo.driver.execute_script(
-        "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === arguments[0]).click()", label)
-
 
 def test_cl001_claim_check_of_the_published_table(dash_duo, sample_engine):
     start_sample(dash_duo, sample_engine)
-    _tab(dash_duo, "Claim check")
+    open_tab(dash_duo, "Claim check")
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "19 of 21 peaks reproduced within 4 mm", timeout=TIMEOUT)
     rows = wait_rows(dash_duo, ids.CLAIM_GRID, 21)
     assert len(rows) >= 10  # the grid renders the rows in view
@@ -25,9 +21,9 @@ def test_cl001_claim_check_of_the_published_table(dash_duo, sample_engine):
     assert "inconsistent" in text and "T 4.76 and Z 4.61 disagree at df 84" in text
     assert dash_duo.find_elements(f"#{ids.CLAIM_GRID} .claim-inconsistent")
     # it follows the view: a stricter threshold loses clusters
-    _tab(dash_duo, "Explore")
+    open_tab(dash_duo, "Explore")
     set_input(dash_duo, f"#{ids.EXTENT}", 200)
-    _tab(dash_duo, "Claim check")
+    open_tab(dash_duo, "Claim check")
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "1 of 21 peaks reproduced", timeout=TIMEOUT)
     settle(dash_duo)
     assert dash_duo.get_logs() == []
@@ -42,7 +38,7 @@ def test_cl002_a_claim_row_click_moves_every_view(dash_duo, sample_engine):
     click_radio(dash_duo, ids.CONTRAST, "nac")  # another contrast than the row's
     dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "cluster", timeout=TIMEOUT)
     settle(dash_duo)
-    _tab(dash_duo, "Claim check")
+    open_tab(dash_duo, "Claim check")
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "of 21 peaks", timeout=TIMEOUT)
     wait_rows(dash_duo, ids.CLAIM_GRID, 5)
     # row 2 of the published table: placebo, right hippocampus (30, -34, -4)
@@ -77,7 +73,7 @@ def test_cl003_fast_clicks_on_claim_rows_end_on_the_last_row(dash_duo, sample_en
     table = pd.read_csv(SAMPLE / "tables" / "published_clusters.tsv", sep="\t", keep_default_na=False)
     nac = next(i for i, c in enumerate(table["contrast"]) if c.startswith("nac"))
     start_sample(dash_duo, sample_engine)
-    _tab(dash_duo, "Claim check")
+    open_tab(dash_duo, "Claim check")
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "of 21 peaks", timeout=TIMEOUT)
     wait_rows(dash_duo, ids.CLAIM_GRID, 10)
     for row in (2, nac, 0):

@@ -188,7 +188,7 @@ def test_hx001_markup_in_a_results_folder_shows_as_text_and_never_runs(dash_duo,
 def test_hx002_markup_in_an_uploaded_peak_table_shows_as_text_and_never_runs(dash_duo, sample_engine, tmp_path):
     """An uploaded table is a stranger's too: payloads in its column names and cells show
     literally in the mapping dropdowns, the claim grid and the markers' hover labels."""
-    from tests.browser.helpers import start_sample
+    from tests.browser.helpers import open_tab, start_sample
 
     region = '<img src=x onerror="window.__xss=20;alert(20)">cingulate'
     source = '%{x}<script>window.__xss=21</script><b>Doe</b> 2020'
@@ -197,9 +197,7 @@ def test_hx002_markup_in_an_uploaded_peak_table_shows_as_text_and_never_runs(das
     table.write_text(f"x\ty\tz\t{column}\tregion\tsource\n-4\t-34\t32\t4.9\t{region}\t{source}\n30\t-34\t-4\t4.56\tx\ty\n")
     dash_duo.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": HOOK})
     start_sample(dash_duo, sample_engine)
-    js_click(dash_duo, f"#{ids.TABS} .nav-link:not(.active):last-child")
-    dash_duo.driver.execute_script(
-        "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === 'Claim check').click()")
+    open_tab(dash_duo, "Claim check")
     dash_duo.find_element(f"#{ids.CLAIM_UPLOAD} input[type=file]").send_keys(str(table))
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_UPLOAD_NOTE}", "Read 2 rows of hostile peaks.tsv", timeout=TIMEOUT)
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", "of 2 peaks reproduced", timeout=TIMEOUT)
@@ -210,8 +208,7 @@ def test_hx002_markup_in_an_uploaded_peak_table_shows_as_text_and_never_runs(das
     wait_rows(dash_duo, ids.CLAIM_GRID, 2)
     assert region in _text(dash_duo, f"#{ids.CLAIM_GRID}")  # the reason quotes the reported region, as text
     # as a marker layer: the hover label is the text
-    dash_duo.driver.execute_script(
-        "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === 'Explore').click()")
+    open_tab(dash_duo, "Explore")
     dash_duo.find_element(f"#{ids.PEAK_LAYERS} input[value='__upload__']").click()
     dash_duo._wait_for(lambda d: len(d.find_elements(By.CSS_SELECTOR, f"#{ids.GLASS_BRAIN} .annotation")) == 6, timeout=TIMEOUT,
                        msg="no markers of the uploaded table")

@@ -16,6 +16,7 @@ from tests.browser.helpers import (
     click_table_row,
     js_click,
     no_console_errors,
+    open_tab,
     settle,
     start_sample,
     view_state,
@@ -38,10 +39,7 @@ def _grid_cell(dash_duo, grid: str, row_id: str, col: str) -> str:
 
 
 def test_rv001_influence_bars_and_columns_follow_the_selected_cluster(dash_duo, sample_engine):
-    start_sample(dash_duo, sample_engine)
-    choose_contrast(dash_duo, INTERACTION)
-    wait_table_contains(dash_duo, "Frontal_Sup_Medial_R")
-    click_table_row(dash_duo, 0)
+    _start_interaction_cluster(dash_duo, sample_engine)
     dash_duo.wait_for_contains_text(f"#{ids.INFLUENCE_NOTE}", "changes the OLS slope most", timeout=TIMEOUT)
     settle(dash_duo)
     # what the page says is the influence of the regression it shows, computed here independently
@@ -156,8 +154,7 @@ def test_rv004_correspondence_table_and_pair_outlines(dash_duo, sample_engine):
     from dashboard.correspondence import correspondence
 
     start_sample(dash_duo, sample_engine)
-    dash_duo.driver.execute_script(
-        "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === 'Compare contrasts').click()")
+    open_tab(dash_duo, "Compare contrasts")
     dash_duo.wait_for_contains_text(f"#{ids.CORR_SUMMARY}", "clusters of this contrast overlap", timeout=TIMEOUT)
     expected = correspondence(sample_engine.analysis, "placebo", threshold=Threshold(p_unc=0.001), extent=10)
     pairs = expected.dropna(subset=["other_contrast"])

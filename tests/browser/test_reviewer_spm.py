@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from dashboard.app import Settings, create_app, ids
-from tests.browser.helpers import TIMEOUT, click_table_row, js_click, no_console_errors, set_input, settle, wait_rows
+from tests.browser.helpers import (
+    TIMEOUT,
+    click_table_row,
+    js_click,
+    no_console_errors,
+    open_tab,
+    set_input,
+    settle,
+    wait_rows,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -20,10 +29,6 @@ SPM = Path(__file__).resolve().parents[1] / "data" / "spm_folders" / "onesample_
 def _mapping_selector(field: str) -> str:
     return f"[id='{json.dumps(ids.claim_mapping(field), sort_keys=True, separators=(',', ':'))}']"
 
-
-def _tab(dash_duo, label: str) -> None:
-    dash_duo.driver.execute_script(
-        "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.trim() === arguments[0]).click()", label)
 
 
 def test_rs001_uploaded_spm_table_with_mapped_columns_reproduces(dash_duo, tmp_path):
@@ -40,7 +45,7 @@ def test_rs001_uploaded_spm_table_with_mapped_columns_reproduces(dash_duo, tmp_p
     dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 20", timeout=TIMEOUT)
     set_input(dash_duo, f"#{ids.EXTENT}", 0)
     dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "≥ 0 voxels", timeout=TIMEOUT)
-    _tab(dash_duo, "Claim check")
+    open_tab(dash_duo, "Claim check")
     dash_duo.find_element(f"#{ids.CLAIM_UPLOAD} input[type=file]").send_keys(str(upload))
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_UPLOAD_NOTE}", f"Read {len(rows)} rows of spm_peaks.csv", timeout=TIMEOUT)
     # not recognised: the check says which columns it needs
@@ -51,7 +56,7 @@ def test_rs001_uploaded_spm_table_with_mapped_columns_reproduces(dash_duo, tmp_p
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_SUMMARY}", f"{len(rows)} of {len(rows)} peaks reproduced within 4 mm", timeout=TIMEOUT)
     assert len(wait_rows(dash_duo, ids.CLAIM_GRID, 5)) >= 5
     # the uploaded table is also a layer of markers on the maps
-    _tab(dash_duo, "Explore")
+    open_tab(dash_duo, "Explore")
     layer = dash_duo.find_element(f"#{ids.PEAK_LAYERS}")
     assert "uploaded: spm_peaks.csv" in layer.text
     settle(dash_duo)
@@ -87,17 +92,17 @@ def test_rs003_correspondence_and_markers_on_an_spm_design(dash_duo, tmp_path):
     upload.write_text("x\ty\tz\n" + "".join(f"{r[11][0]}\t{r[11][1]}\t{r[11][2]}\n" for r in rows))
     dash_duo.start_server(create_app(Settings(results_dir=SPM, warm=False)))
     dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 20", timeout=TIMEOUT)
-    _tab(dash_duo, "Compare contrasts")
+    open_tab(dash_duo, "Compare contrasts")
     dash_duo.wait_for_contains_text(f"#{ids.CORR_SUMMARY}", "clusters of this contrast overlap", timeout=TIMEOUT)
     analysis = Analysis(open_study(SPM, check_data=False))
     expected = correspondence(analysis, "1", threshold=Threshold(p_unc=0.001), extent=10)
     n = len(expected.drop_duplicates(["direction", "cluster_id"]))
     shared = len(expected.dropna(subset=["other_contrast"]).drop_duplicates(["direction", "cluster_id"]))
     assert dash_duo.find_element(f"#{ids.CORR_SUMMARY}").text.startswith(f"{shared} of {n} clusters")
-    _tab(dash_duo, "Claim check")
+    open_tab(dash_duo, "Claim check")
     dash_duo.find_element(f"#{ids.CLAIM_UPLOAD} input[type=file]").send_keys(str(upload))
     dash_duo.wait_for_contains_text(f"#{ids.CLAIM_UPLOAD_NOTE}", "Read 4 rows", timeout=TIMEOUT)
-    _tab(dash_duo, "Explore")
+    open_tab(dash_duo, "Explore")
     js_click(dash_duo, f"#{ids.PEAK_LAYERS} input[value='__upload__']")
     dash_duo._wait_for(lambda d: len(d.find_elements("css selector", f"#{ids.GLASS_BRAIN} .annotation")) == 3 * len(rows), timeout=TIMEOUT,
                        msg="the uploaded peaks are not marked on the glass brain")
