@@ -51,7 +51,6 @@ other folders they are shown for comparison.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -68,6 +67,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
+
+from naive_render import nilearn_render  # noqa: E402
 
 PYTHON = REPO / ".venv" / "bin" / "python"
 EXE = REPO / ".venv" / "bin" / "cue-dashboard"
@@ -115,22 +116,6 @@ def peer_refit(spec: dict[str, Any]) -> str:
         ok = np.isfinite(stat) & np.isfinite(ref)
         worst = max(worst, float(np.max(np.abs(stat[ok] - ref[ok]))))
     return f"refit of {x.shape[0]} images x {int(mask.sum())} voxels: largest difference from the maps {worst:.2g}"
-
-
-def nilearn_render(img: Any, threshold: float, cut: list[float]) -> int:
-    """Glass brain and orthogonal slices of one map to PNG; bytes written."""
-    import matplotlib.pyplot as plt
-    from nilearn import plotting
-
-    buf = io.BytesIO()
-    d = plotting.plot_glass_brain(img, threshold=threshold, plot_abs=False, colorbar=True)
-    d.frame_axes.figure.savefig(buf, format="png")
-    d.close()
-    d = plotting.plot_stat_map(img, threshold=threshold, cut_coords=cut, colorbar=True)
-    d.frame_axes.figure.savefig(buf, format="png")
-    d.close()
-    plt.close("all")
-    return buf.tell()
 
 
 def peer_nilearn(spec: dict[str, Any]) -> str:

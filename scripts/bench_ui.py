@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import platform
 import statistics
@@ -52,7 +51,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
+from naive_render import nilearn_render  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -442,9 +443,7 @@ def naive(runs: int) -> dict[str, list[float]]:
     matplotlib.use("Agg")
     import warnings
 
-    import matplotlib.pyplot as plt
     import nibabel as nib
-    from nilearn import plotting
 
     from dashboard.stats.thresholds import t_threshold
 
@@ -456,15 +455,7 @@ def naive(runs: int) -> dict[str, list[float]]:
     def render(contrast: str, p: float, cut):
         img = imgs[contrast]
         thr = float(t_threshold(p, df))
-        buf = io.BytesIO()
-        d = plotting.plot_glass_brain(img, threshold=thr, plot_abs=False, colorbar=True)
-        d.frame_axes.figure.savefig(buf, format="png")
-        d.close()
-        d = plotting.plot_stat_map(img, threshold=thr, cut_coords=cut, colorbar=True)
-        d.frame_axes.figure.savefig(buf, format="png")
-        d.close()
-        plt.close("all")
-        return buf.tell()
+        return nilearn_render(img, thr, cut)
 
     plans = {
         "threshold": lambda i: render("placebo", (0.0005, 0.001)[i % 2], (0, 0, 0)),
