@@ -205,9 +205,10 @@ class Study:
 
     def identity(self) -> str:
         """What results computed from this study depend on besides their own settings: the
-        folder and its participant images' modification times (read now: a folder changed
+        folder and its participant (or design input) images' modification times (read now: a folder changed
         on disk gets another identity), as a hash for cache keys."""
-        stamps = sorted((str(p), p.stat().st_mtime_ns) for p in self.image_paths.values())
+        images = [*self.image_paths.values(), *(self.design_rows.paths if self.design_rows is not None else ())]
+        stamps = sorted({(str(p), p.stat().st_mtime_ns) for p in images if p.exists()})
         text = "|".join([str(self.root.resolve()), *(f"{p}:{t}" for p, t in stamps)])
         return hashlib.sha1(text.encode()).hexdigest()
 
