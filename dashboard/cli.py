@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from dashboard.formats import OpenOptions, open_study
 from dashboard.results import Problem, Study, StudyError
 
 if TYPE_CHECKING:  # (imported where used: the CLI starts without the statistics stack)
-    from dashboard.analysis import Analysis, RegressionOutcome, Threshold
+    from dashboard.analysis import Analysis, Direction, RegressionOutcome, Threshold
 
 EXIT_PROBLEMS = 2
 
@@ -122,9 +123,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "it has no authentication.",
             file=sys.stderr,
         )
+    if args.celery and not args.redis_url:
+        print("serve: --celery needs --redis-url (the broker and job store)", file=sys.stderr)
+        return EXIT_PROBLEMS
     folders = args.results or [str(default_results_dir())]
     settings = [Settings(results_dir=Path(f), debug=args.debug, cache_dir=args.cache_dir, redis_url=args.redis_url,
-                         open_options=_open_options(args)) for f in folders]
+                         celery=args.celery, open_options=_open_options(args)) for f in folders]
     try:
         if len(settings) == 1:
             app = create_app(settings[0])
@@ -451,6 +455,79 @@ def _cluster_survival(args: argparse.Namespace) -> Any:
                          extent=args.k, model=args.model, participants=subset, progress=progress)
 
 
+def cmd_permute(args: argparse.Namespace) -> int:
+    """The cluster table with sign-flip permutation FWE p-values beside SPM's RFT ones."""
+    from dashboard import permutation as perm
+
+    directions: tuple[Direction, ...] = ("pos", "neg") if args.direction == "both" else (args.direction,)
+    try:
+        analysis = _load_analysis(args)
+        model = "design" if analysis.study.design_rows is not None else args.model
+        table_model = args.model if analysis.study.design_rows is None else "cells"
+        subset = analysis.subset(_subset(args))
+        threshold = _threshold(args)
+        table = analysis.clusters(args.contrast, directions=directions, threshold=threshold, extent=args.k,
+                                  model=table_model, participants=subset)  # type: ignore[arg-type]
+        request = perm.PermutationRequest(args.contrast, table.height, directions, model, subset, args.n_perm, args.seed, args.tfce)
+        tty = sys.stderr.isatty()
+        started = time.perf_counter()
+
+        def on_batch(done: int, total: int) -> bool:
+            if tty or done == total:
+                rate = done / max(time.perf_counter() - started, 1e-9)
+                bar = "#" * int(30 * done / total)
+                print(f"\r[{bar:<30}] {done}/{total} flips, {rate:.0f}/s, {(total - done) / max(rate, 1e-9):.0f} s left ",
+                      end="" if done < total else "\n", file=sys.stderr, flush=True)
+            return True
+
+        if args.redis_url:
+            result = _permute_on_workers(args, analysis, request, on_batch)
+        else:
+            result = perm.run(analysis, request, on_batch, n_jobs=args.jobs)
+        rows = perm.add_columns(analysis, table, result).drop(columns=["is_main_peak"])
+    except StudyError as exc:
+        return _print_problems(exc)
+    except (ValueError, KeyError) as exc:
+        print(f"{args.results}: {_message(exc)}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    used = f"{result.null.n} sign flips" + (f" (all 2^{len(subset)})" if result.exhaustive else f" (seed {args.seed})")
+    line = (f"{args.contrast} {args.direction}: {threshold.describe(table.df, table.smoothness, table.statistic)}, k >= {args.k}; "
+            f"permutation p-FWE from {used}, one-sample t of per-participant contrast images, "
+            f"clusters at T > {table.height:.4f} (18-connectivity){', TFCE E=0.5 H=2 (26-connectivity)' if args.tfce else ''}")
+    if args.format == "json":
+        print(json.dumps({"summary": line, "n_perm": result.null.n, "exhaustive": result.exhaustive, "seed": args.seed,
+                          "height_threshold": table.height, "df": table.df,
+                          "rows": json.loads(rows.to_json(orient="records", double_precision=15))}, indent=1))
+    else:
+        _print_rows(args, rows, line)
+    return 0
+
+
+def _permute_on_workers(args: argparse.Namespace, analysis: Analysis, request: Any, on_batch: Any) -> Any:
+    """The request through the shared job store and Celery workers (``--redis-url``)."""
+    from dashboard.jobs.permute import CeleryExecutor, PermutationJobs
+    from dashboard.jobs.store import RedisStore
+    from dashboard.jobs.worker import make_celery, open_options_dict
+
+    executor = CeleryExecutor(make_celery(args.redis_url), str(Path(args.results).resolve()), open_options_dict(_open_options(args)))
+    jobs = PermutationJobs(analysis, RedisStore(args.redis_url), executor)
+    final = jobs.run(request, lambda state: on_batch(int(state.get("done", 0)), max(int(state.get("total", 0)), 1))
+                     if state.get("status") == "running" and state.get("total") else None)
+    if final.get("status") != "done":
+        raise ValueError(f"the permutation job ended {final.get('status')}: {final.get('error', '')}".rstrip(": "))
+    result = jobs.result(request)
+    assert result is not None
+    return result
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker for permutation chunks (the broker and job store: --redis-url)."""
+    from dashboard.jobs.worker import run_worker
+
+    run_worker(args.redis_url, concurrency=args.concurrency, loglevel=args.loglevel)
+    return 0
+
+
 def cmd_make_sample(args: argparse.Namespace) -> int:
     from dashboard.sample import DEFAULT_SEED, make_sample
 
@@ -475,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="Dash/Werkzeug debug mode (never on a shared network)")
     p.add_argument("--cache-dir", default=None, help="file-system cache folder (default: a temporary folder, never inside the results)")
     p.add_argument("--redis-url", default=None, help="use Redis as cache backend, e.g. redis://127.0.0.1:6379/0")
+    p.add_argument("--celery", action="store_true", help="run permutation jobs on Celery workers through --redis-url "
+                                                         "(start them with `cue-dashboard worker --redis-url URL`)")
     _format_options(p)
     p.set_defaults(func=cmd_serve)
 
@@ -526,6 +605,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contrast", required=True)
     _analysis_options(p)
     p.set_defaults(func=cmd_correspond)
+
+    p = sub.add_parser("permute", help="permutation FWE p-values (sign flips: max T, cluster extent and mass, TFCE) for a cluster table")
+    p.add_argument("results")
+    p.add_argument("--contrast", required=True, help="contrast id, 1-based number (SPM/FSL numbering) or label")
+    p.add_argument("--direction", choices=["pos", "neg", "both"], default="pos")
+    p.add_argument("--n-perm", type=int, default=5000, help="sign flips (default 5000; every flip when 2^N is fewer)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tfce", action="store_true", help="also TFCE (E 0.5, H 2, exact integral) and its voxelwise p-FWE at each peak")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--p-unc", type=float, default=None, help="cluster-forming threshold as uncorrected p (default 0.001)")
+    g.add_argument("--t", type=float, default=None, help="cluster-forming threshold as a T value")
+    p.add_argument("--k", type=int, default=10, help="extent threshold of the listed clusters (default 10)")
+    p.add_argument("--model", choices=["cells", "subjects", "paired"], default="paired", help="the sign-flip test is the paired model's one-sample t "
+                                                                          "(a package design: its own, checked)")
+    p.add_argument("--participants", default=None, help="comma-separated participant ids (default: all)")
+    p.add_argument("--format", choices=["tsv", "json"], default="tsv")
+    p.add_argument("--jobs", type=int, default=1, help="threads for TFCE (default 1)")
+    p.add_argument("--redis-url", default=None, help="run on Celery workers through this Redis (see `cue-dashboard worker`); "
+                                                     "results are shared with servers using the same Redis")
+    _format_options(p)
+    p.set_defaults(func=cmd_permute)
+
+    p = sub.add_parser("worker", help="a Celery worker for permutation jobs (serve --celery / permute --redis-url)")
+    p.add_argument("--redis-url", required=True, help="the broker and job store, e.g. redis://127.0.0.1:6379/0")
+    p.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--loglevel", default="WARNING")
+    p.set_defaults(func=cmd_worker)
 
     # (dashboard.sample, which imports scipy, is imported only when the command runs)
     p = sub.add_parser("make-sample", help="generate the synthetic sample study (deterministic)")

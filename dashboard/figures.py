@@ -706,3 +706,36 @@ def survival_figure(rows: Sequence[dict[str, Any]], full: dict[str, Any], *, sta
         "hovermode": "closest",
     }
     return {"data": data, "layout": layout}
+
+
+def permutation_null_figure(panels: Sequence[tuple[str, np.ndarray, Sequence[tuple[float, str]]]], *, height: int = 260) -> dict[str, Any]:
+    """Histograms of permutation nulls side by side, one per ``(title, null, observed)``
+    (observed: ``(value, label)`` pairs drawn as vertical lines, e.g. each listed cluster),
+    with the 95th percentile (the p-FWE 0.05 critical value) dotted."""
+    data: list[dict[str, Any]] = []
+    shapes: list[dict[str, Any]] = []
+    layout: dict[str, Any] = {"height": height, "margin": {"l": 40, "r": 10, "t": 30, "b": 40}, "plot_bgcolor": "white",
+                              "paper_bgcolor": "white", "showlegend": False, "font": {"size": 12}, "bargap": 0.02,
+                              "hovermode": "closest", "annotations": []}
+    n = max(len(panels), 1)
+    gap = 0.06
+    width = (1 - gap * (n - 1)) / n
+    for i, (title, null, observed) in enumerate(panels):
+        suffix = "" if i == 0 else str(i + 1)
+        xa, ya = f"x{suffix}", f"y{suffix}"
+        left = i * (width + gap)
+        values = np.asarray(null, np.float64)
+        data.append({"type": "histogram", "x": values.round(4).tolist(), "xaxis": xa, "yaxis": ya, "nbinsx": 40,
+                     "marker": {"color": "#9ab"}, "hovertemplate": "%{x}: %{y} flips<extra></extra>"})
+        crit = float(np.quantile(values, 0.95)) if values.size else None
+        lines = [(crit, "#444", "dot", "95th percentile (p-FWE 0.05)")] if crit is not None else []
+        lines += [(float(v), "#d62728", "solid", str(label)) for v, label in observed if np.isfinite(v)]
+        for value, colour, dash, label in lines:
+            shapes.append({"type": "line", "xref": xa, "yref": f"{ya} domain", "x0": value, "x1": value, "y0": 0, "y1": 1,
+                           "line": {"color": colour, "width": 1.5, "dash": dash}})
+            data.append({"type": "scatter", "mode": "markers", "x": [value], "y": [0], "xaxis": xa, "yaxis": ya, "text": [plotly_text(label)],
+                         "marker": {"size": 8, "color": colour, "symbol": "triangle-up"}, "hovertemplate": "%{text}: %{x:.4g}<extra></extra>"})
+        layout[f"xaxis{suffix}"] = {"domain": [left, left + width], "title": {"text": plotly_text(title)}, "gridcolor": "#eee", "anchor": ya}
+        layout[f"yaxis{suffix}"] = {"gridcolor": "#eee", "anchor": xa, "rangemode": "tozero"}
+    layout["shapes"] = shapes
+    return {"data": data, "layout": layout}

@@ -21,6 +21,7 @@ refused with a hint to use the ``paired`` model.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Callable
@@ -35,7 +36,7 @@ from dashboard.stats import permutation as perm
 from dashboard.stats.models import ModelName
 from dashboard.stats.permutation import NullDistribution, PermutationUnsupported
 
-__all__ = ["PermutationRequest", "PermutationResult", "PermutationUnsupported", "sign_flip_images", "run", "run_chunk",
+__all__ = ["PermutationRequest", "PermutationResult", "PermutationUnsupported", "sign_flip_images", "check_supported", "run", "run_chunk",
            "chunk_bounds", "add_columns", "PERM_COLUMNS"]
 
 PERM_COLUMNS = ["p_fwe_perm_peak", "p_fwe_perm_cluster", "p_fwe_perm_mass"]
@@ -126,6 +127,21 @@ def sign_flip_images(analysis: Analysis, contrast: str, model: str, participants
     return _design_images(analysis, contrast, subset)
 
 
+def check_supported(analysis: Analysis, contrast: str, model: str, participants: tuple[str, ...]) -> None:
+    """:class:`PermutationUnsupported` unless the question is a sign-flip test (cheap for a
+    folder of participant images; a package design is checked on its T map)."""
+    study = analysis.study
+    if study.design_rows is None:
+        if not study.has_participant_images:
+            sign_flip_images(analysis, contrast, model, participants)  # raises
+        elif model != "paired":
+            sign_flip_images(analysis, contrast, model, participants)  # raises
+        study.contrast(contrast)
+        analysis.subset(list(participants) if participants else None)
+        return
+    sign_flip_images(analysis, contrast, model, participants)
+
+
 def _design_images(analysis: Analysis, contrast: str, subset: tuple[str, ...]) -> np.ndarray:
     """A package design's per-participant images for a T contrast, checked against its T."""
     study = analysis.study
@@ -164,7 +180,7 @@ def chunk_bounds(n_flips: int, n_chunks: int) -> list[tuple[int, int]]:
     """Split flips ``[0, n_flips)`` into ``n_chunks`` contiguous runs (for workers)."""
     n_chunks = max(1, min(n_chunks, n_flips))
     edges = np.linspace(0, n_flips, n_chunks + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def plan(analysis: Analysis, request: PermutationRequest) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -203,19 +219,21 @@ def observed(analysis: Analysis, request: PermutationRequest) -> perm.Observed:
     return perm.observed(images, perm.Grid(analysis.study.mask), request.height, tfce=request.tfce)
 
 
-def add_columns(analysis: Analysis, table: ClusterTable, result: PermutationResult, obs: perm.Observed | None = None) -> pd.DataFrame:
+def add_columns(analysis: Analysis, table: ClusterTable | pd.DataFrame, result: PermutationResult, obs: perm.Observed | None = None,
+                height: float | None = None) -> pd.DataFrame:
     """The cluster table with permutation FWE p-values beside SPM's: ``p_fwe_perm_peak``
     (each row's peak T against the null of the maximum T), ``p_fwe_perm_cluster`` and
     ``p_fwe_perm_mass`` (the row's cluster: extent and mass at the table's height against
     the null of the largest cluster; on every row of the cluster, as ``p_fwe_cluster``),
     and ``p_fwe_perm_tfce`` with TFCE (the peak's TFCE against the null of the maximum
-    TFCE).  Rows of a direction the permutation did not cover get NaN."""
+    TFCE).  Rows of a direction the permutation did not cover get NaN.  ``table``: a
+    :class:`ClusterTable`, or its frame with the ``height`` it was made at."""
     request = result.request
-    if not math.isclose(table.height, request.height, rel_tol=1e-9):
-        raise ValueError(f"the table's height T = {table.height:.4g} is not the permutation's {request.height:.4g}")
+    frame, u = (table.copy(), height) if isinstance(table, pd.DataFrame) else (table.table.copy(), table.height)
+    if u is None or not math.isclose(u, request.height, rel_tol=1e-9):
+        raise ValueError(f"the table's height T = {u} is not the permutation's {request.height:.4g}")
     obs = obs or observed(analysis, request)
     study = analysis.study
-    frame = table.table.copy()
     position = np.full(study.mask.shape, -1, np.int64)
     position[study.mask] = np.arange(int(study.mask.sum()))
     columns = PERM_COLUMNS + ([TFCE_COLUMN] if request.tfce else [])

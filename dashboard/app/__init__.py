@@ -56,6 +56,7 @@ class Settings:
     debug: bool = False
     cache_dir: str | None = None  # file-system cache; default: a fresh temporary folder
     redis_url: str | None = None  # use Redis instead of the file system
+    celery: bool = False  # permutation jobs on Celery workers (needs redis_url; `cue-dashboard worker`)
     template: bool = True  # MNI152 template under the slices (else the analysis mask)
     open_options: OpenOptions = field(default_factory=OpenOptions)  # what a folder cannot say itself (plain maps' statistic, SPM images' root)
     warm: bool = True  # compute the default view in a background thread at start-up
@@ -148,7 +149,8 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     shared = server is not None
     from dashboard.app.jobs import background_manager
 
-    jobs = background_manager(study, os.path.join(settings.cache_dir, "jobs") if settings.cache_dir else private_temp_dir(JOBS_PREFIX))
+    jobs_dir = os.path.join(settings.cache_dir, "jobs") if settings.cache_dir else private_temp_dir(JOBS_PREFIX)
+    jobs = background_manager(study, jobs_dir)
     app = dash.Dash(
         __name__,
         server=server or CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents
@@ -168,7 +170,12 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
         app.server.config["CUE_SERVER_HOOKS"] = True
     guard.install(app)
     app.layout = layout.build_layout(study, studies, prefix)
-    callbacks.register(app, engine)
+    from dashboard.app.jobs import permutation_jobs
+
+    permutations = permutation_jobs(engine.analysis, jobs_dir, redis_url=settings.redis_url, celery=settings.celery,
+                                    results_dir=str(Path(settings.results_dir).resolve()), open_options=settings.open_options)
+    app.server.config.setdefault("CUE_PERMUTATIONS", permutations)  # for tests
+    callbacks.register(app, engine, permutations)
     if settings.warm:
         # the default view's fits and RFT smoothness (~2-3 s on the sample) are computed
         # while the browser loads the page; callbacks wait on the engine lock

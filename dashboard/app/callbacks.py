@@ -81,7 +81,7 @@ def checked_or_prevent(engine: Engine, state: Any) -> dict:
         raise PreventUpdate from exc
 
 
-def register(app: dash.Dash, engine: Engine) -> None:
+def register(app: dash.Dash, engine: Engine, permutations: Any = None) -> None:
     inputs = [Input(cid, INPUT_PROPS.get(cid, "value")) for cid in INPUT_KINDS]
 
     # One request per user action: the new view state and every view that changed come
@@ -297,6 +297,12 @@ def register(app: dash.Dash, engine: Engine) -> None:
                 return html.Span(views.error_text(exc), className="text-danger"), figures_empty("", 300), [], request
             summary, figure, rows = views.survival_outputs(engine, data)
             return summary, figure, rows, request
+
+    # permutation p-values of the cluster table: background jobs (dashboard.app.permute)
+    if permutations is not None and engine.study.can_refit:
+        from dashboard.app import permute
+
+        permute.register(app, engine, permutations)
 
     # RFT p-values of a new participant subset / model: the smoothness estimate (about a
     # second) runs in its own request and its rows come back tagged with the table key

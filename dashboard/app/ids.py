@@ -129,3 +129,22 @@ RESET_PARTICIPANTS = "reset-participants"
 def feedback(input_id: str) -> str:
     """Id of the line under a typed input that says why an entry is invalid."""
     return f"{input_id}-feedback"
+
+# permutation inference (dashboard.app.permute)
+PERM_N = "perm-n"
+PERM_SEED = "perm-seed"
+PERM_TFCE = "perm-tfce"
+PERM_ALPHA = "perm-tfce-alpha"
+PERM_RUN = "perm-run"
+PERM_CANCEL = "perm-cancel"
+PERM_PROGRESS = "perm-progress"
+PERM_PROGRESS_WRAP = "perm-progress-wrap"
+PERM_STATUS = "perm-status"
+PERM_GRID = "perm-grid"
+PERM_FIGURE = "perm-null-figure"
+PERM_MAP = "perm-tfce-map"
+PERM_MAP_WRAP = "perm-tfce-map-wrap"
+PERM_REQUEST = "perm-request"  # the checked request of the view and the panel's settings (or None)
+PERM_FOLLOW = "perm-follow"  # {request, n}: follow a job another page started (progress)
+PERM_DONE = "perm-done"  # {key, status, n}: a followed job ended (the panel is drawn again)
+PERM_USE_PAIRED = "perm-use-paired"

@@ -27,3 +27,27 @@ def background_manager(study: Study, cache_dir: str) -> Any:
 
     identity = study.identity()  # the folder and its images' mtimes, read once at start-up
     return DiskcacheManager(diskcache.Cache(cache_dir), cache_by=[lambda: identity], expire=RESULT_EXPIRE_S)
+
+
+def permutation_jobs(analysis: Any, jobs_dir: str, *, redis_url: str | None = None, celery: bool = False,
+                     results_dir: str = "", open_options: Any = None) -> Any:
+    """The app's permutation jobs (:class:`dashboard.jobs.permute.PermutationJobs`): their
+    store is Redis when the server has one (shared with other servers and the workers),
+    else a folder beside the background callbacks'; they run in the background-callback
+    process, or on Celery workers with ``celery`` (which needs Redis)."""
+    import os
+
+    from dashboard.jobs.permute import CeleryExecutor, LocalExecutor, PermutationJobs
+    from dashboard.jobs.store import open_store
+
+    if celery and not redis_url:
+        raise ValueError("Celery workers need a Redis URL (--redis-url)")
+    store = open_store(redis_url=redis_url, path=os.path.join(jobs_dir, "permute"))
+    if celery:
+        from dashboard.jobs.worker import make_celery, open_options_dict
+
+        assert redis_url is not None
+        executor: Any = CeleryExecutor(make_celery(redis_url), results_dir, open_options_dict(open_options))
+    else:
+        executor = LocalExecutor(n_jobs=1)
+    return PermutationJobs(analysis, store, executor)

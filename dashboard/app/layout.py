@@ -273,7 +273,7 @@ def compare_tab() -> html.Div:
     )
 
 
-def cluster_panel() -> dbc.Card:
+def cluster_panel(study: Study | None = None) -> dbc.Card:
     def num(field: str, header: str, width: int, fmt: dict | None = None, tip: str | None = None) -> dict:
         col = {"field": field, "headerName": header, "width": width, "filter": "agNumberColumnFilter"}
         if fmt:
@@ -329,11 +329,24 @@ def cluster_panel() -> dbc.Card:
             ], className="align-items-center g-2")),
             dbc.CardBody([html.Div(id=ids.CLUSTER_NOTE, className="small text-muted mb-1"), grid,
                           html.Details([html.Summary("SPM footer (thresholds, expected clusters, critical values, smoothness)"),
-                                        html.Pre(id=ids.CLUSTER_FOOTER, className="spm-footer")], className="small mt-1")],
+                                        html.Pre(id=ids.CLUSTER_FOOTER, className="spm-footer")], className="small mt-1"),
+                          *permutation_details(study)],
                          className="p-2"),
         ],
         className="mb-3",
     )
+
+
+def permutation_details(study: Study | None) -> list:
+    """The folded permutation panel (dashboard.app.permute), where participants' images
+    can be refitted; nothing for a folder of group maps only."""
+    if study is None or not study.can_refit:
+        return []
+    from dashboard.app import permute
+
+    return [html.Details([html.Summary("Permutation p-values: max T, cluster extent and mass, TFCE (background job)",
+                                       id="perm-summary"),
+                          permute.panel(study)], id="perm-details", className="small mt-1")]
 
 
 def regression_panel(study: Study, state: dict) -> dbc.Card:
@@ -559,7 +572,7 @@ def build_layout(study: Study, studies: list[tuple[str, str]] | None = None, cur
                     ),
                 ]
             ),
-            dbc.Row(dbc.Col(cluster_panel()), className="mt-2"),
+            dbc.Row(dbc.Col(cluster_panel(study)), className="mt-2"),
             dbc.Row(
                 [
                     dbc.Col(regression_panel(study, state), xl=6),

@@ -141,7 +141,7 @@ def clusters_of(t: np.ndarray, grid: Grid, height: float, connectivity: int = CL
     for code, direction in enumerate(DIRECTIONS, start=1):
         if direction in directions:
             vol[flat[signed[direction] > height]] = code
-    lab = cc3d.connected_components(vol.reshape(grid.mask.shape), connectivity=connectivity, out_dtype=np.uint32)
+    lab = cc3d.connected_components(vol.reshape(grid.mask.shape), connectivity=connectivity, out_dtype=np.uint32)  # type: ignore[call-overload]
     lab_in = lab.ravel()[flat].astype(np.int64)
     labels, extent, mass = {}, {}, {}
     n_labels = int(lab_in.max()) + 1 if lab_in.size else 1
