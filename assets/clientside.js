@@ -44,6 +44,16 @@
     },
     // what a leave-one-out run would answer: the view state's keys it depends on
     // (dashboard.app.views.SURVIVAL_KEYS), null without a selected cluster
+    // a click on Run as a fresh start token: the background job's arguments are never the
+    // same twice (no answer comes from an earlier click's)
+    permStart: function (clicks) { return clicks ? {clicks: clicks, t: Date.now(), r: Math.random()} : null; },
+    // a finished permutation job's drawing, kept only if it answers the panel's current
+    // question (dashboard.app.permute.token)
+    permShown: function (done, asked) {
+      if (!done || !asked || JSON.stringify(done.token) !== JSON.stringify(asked.token)) { return [nu(), nu(), nu(), nu(), nu()]; }
+      const out = done.outputs;
+      return [out[0], out[1], out[2], out[3] === null ? nu() : out[3], out[4]];
+    },
     survivalRequest: function (state) {
       if (!state || !state.cluster) { return null; }
       const keys = ["contrast", "direction", "use_t", "t", "p_kind", "p_unc", "k", "svc", "model", "participants", "cluster"];

@@ -175,7 +175,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     permutations = permutation_jobs(engine.analysis, jobs_dir, redis_url=settings.redis_url, celery=settings.celery,
                                     results_dir=str(Path(settings.results_dir).resolve()), open_options=settings.open_options)
     app.server.config.setdefault("CUE_PERMUTATIONS", permutations)  # for tests
-    callbacks.register(app, engine, permutations)
+    callbacks.register(app, engine, permutations, jobs_dir)
     if settings.warm:
         # the default view's fits and RFT smoothness (~2-3 s on the sample) are computed
         # while the browser loads the page; callbacks wait on the engine lock

@@ -81,7 +81,7 @@ def checked_or_prevent(engine: Engine, state: Any) -> dict:
         raise PreventUpdate from exc
 
 
-def register(app: dash.Dash, engine: Engine, permutations: Any = None) -> None:
+def register(app: dash.Dash, engine: Engine, permutations: Any = None, jobs_dir: str = "") -> None:
     inputs = [Input(cid, INPUT_PROPS.get(cid, "value")) for cid in INPUT_KINDS]
 
     # One request per user action: the new view state and every view that changed come
@@ -302,7 +302,7 @@ def register(app: dash.Dash, engine: Engine, permutations: Any = None) -> None:
     if permutations is not None and engine.study.can_refit:
         from dashboard.app import permute
 
-        permute.register(app, engine, permutations)
+        permute.register(app, engine, permutations, jobs_dir)
 
     # RFT p-values of a new participant subset / model: the smoothness estimate (about a
     # second) runs in its own request and its rows come back tagged with the table key

@@ -148,6 +148,7 @@ class Engine:
         self.images = _LRU(96)  # PNG data URIs of drawn maps (views), a few kB each
         self._rft_ready: set = set()
         self._preload_started = False
+        _reset_locks_after_fork(self)
 
     @functools.cached_property
     def choices(self) -> Choices:
@@ -417,6 +418,25 @@ class Engine:
         timer = threading.Timer(delay, read)
         timer.daemon = True
         timer.start()
+
+
+def _reset_locks_after_fork(engine: Engine) -> None:
+    """A background callback runs in a forked copy of the server (Dash's
+    DiskcacheManager), which has only the forking thread: a lock another thread held at
+    the fork would be held forever there.  The copy gets fresh locks."""
+    import os
+    import weakref
+
+    ref = weakref.ref(engine)
+
+    def reset() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.lock = threading.RLock()
+            alive._busy = 0
+            alive._busy_cv = threading.Condition()
+
+    os.register_at_fork(after_in_child=reset)
 
 
 def _small_int(labels: np.ndarray) -> np.ndarray:

@@ -51,3 +51,12 @@ def permutation_jobs(analysis: Any, jobs_dir: str, *, redis_url: str | None = No
     else:
         executor = LocalExecutor(n_jobs=1)
     return PermutationJobs(analysis, store, executor)
+
+
+def uncached_manager(cache_dir: str) -> Any:
+    """A background-callback manager that never answers from an earlier call (no
+    ``cache_by``, no ``expire``: Dash deletes a result once read), for jobs whose results
+    live in their own store (permutations: :mod:`dashboard.jobs.permute`)."""
+    import diskcache
+
+    return DiskcacheManager(diskcache.Cache(cache_dir))

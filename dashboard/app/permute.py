@@ -91,8 +91,8 @@ def panel(study) -> html.Div:
             ], id=ids.PERM_MAP_WRAP, style={"display": "none"}), lg=4),
         ], className="g-2"),
         dcc.Store(id=ids.PERM_REQUEST, data=None),
-        dcc.Store(id=ids.PERM_FOLLOW, data=None),
-        dcc.Store(id=ids.PERM_DONE, data=None),
+            dcc.Store(id=ids.PERM_DONE, data=None),
+        dcc.Store(id=ids.PERM_START, data=None),
     ])
 
 
@@ -187,7 +187,7 @@ def outputs(engine: Engine, jobs: PermutationJobs, shown: Shown, state: dict, re
     for i, rec in enumerate(frame.to_dict("records")):
         row = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in rec.items()
                if k in ("direction", "k", "peak_t", "p_fwe_peak", "p_fwe_cluster", "label", *perm.PERM_COLUMNS, perm.TFCE_COLUMN)}
-        row.update(row=i, cluster=int(rec["cluster_id"]), xyz=f"{rec['x']:g} {rec['y']:g} {rec['z']:g}", k=int(rec["k"]))
+        row.update(row=str(i), cluster=int(rec["cluster_id"]), xyz=f"{rec['x']:g} {rec['y']:g} {rec['z']:g}", k=int(rec["k"]))
         rows.append(row)
     text = status_line(job)
     if result is None:
@@ -212,61 +212,90 @@ def outputs(engine: Engine, jobs: PermutationJobs, shown: Shown, state: dict, re
         keep |= perm.tfce_fwe_map(result, obs, d) < a
     vol = figures.to_ras(engine.study.unmask(np.where(keep, obs.t, np.nan).astype(np.float32)), engine.study.affine)[0]
     n_sig = int(keep.sum())
+    text += f" TFCE: {n_sig} voxels at p-FWE < {a:g} (shown in the glass brain beside)."
     tfce_fig = figures.glass_brain_figure([(vol, f"TFCE p-FWE < {a:g}: {n_sig} voxels")], engine.grid, threshold=1e-6,
                                           vmax=max(float(np.nanmax(np.abs(obs.t))), 1.0), direction="both", outline=engine.mask, height=240)
     return text, rows, fig, tfce_fig, {}
 
 
-def register(app, engine: Engine, jobs: PermutationJobs) -> None:
-    """The panel's callbacks."""
-    shown = Shown()
+def token(request: perm.PermutationRequest, jobs: PermutationJobs, state: dict, alpha: Any) -> list:
+    """What a drawn panel answers: the job (its key) and the view's other settings the
+    drawing depends on (the extent k of the table, the TFCE map's alpha)."""
+    return [jobs.key(request), int(state["k"]), alpha]
+
+
+def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
+    """The panel's callbacks (``jobs_dir``: where the background callbacks' own
+    bookkeeping goes).
+
+    Graph (no cycle: a finished job's drawing goes through the browser, which keeps it
+    only if it still answers the panel's current question)::
+
+        VIEW, panel settings ── show ─> status, grid, figures, PERM_REQUEST {request, token, running}
+        Run ── permStart ─> PERM_START ─┬─ run (background: start or follow) ─> progress; PERM_DONE {token, outputs}
+        PERM_REQUEST (running) ─────────┘
+        PERM_DONE ── permShown (clientside, if its token is PERM_REQUEST's) ─> status, grid, figures
+        Cancel ── cancel ─> the job's cancel flag
+    """
+    import os
+
+    from dash import ctx
+
     from dashboard.app import views
+    from dashboard.app.callbacks import cue_function
+    from dashboard.app.jobs import uncached_manager
+
+    shown = Shown()
+    hide = {"display": "none"}
+    app.clientside_callback(cue_function("permStart"), Output(ids.PERM_START, "data"), Input(ids.PERM_RUN, "n_clicks"))
 
     @app.callback(
         Output(ids.PERM_STATUS, "children"), Output(ids.PERM_GRID, "rowData"), Output(ids.PERM_FIGURE, "figure"),
         Output(ids.PERM_MAP, "figure"), Output(ids.PERM_MAP_WRAP, "style"), Output(ids.PERM_REQUEST, "data"),
-        Output(ids.PERM_FOLLOW, "data"), Output(ids.PERM_USE_PAIRED, "style"),
+        Output(ids.PERM_USE_PAIRED, "style"),
         Input(ids.VIEW, "data"), Input(ids.PERM_N, "value"), Input(ids.PERM_SEED, "value"), Input(ids.PERM_TFCE, "value"),
-        Input(ids.PERM_DONE, "data"), Input(ids.PERM_ALPHA, "value"),
+        Input(ids.PERM_ALPHA, "value"),
     )
-    def show(state, n_perm, seed, tfce, _done, alpha):
+    def show(state, n_perm, seed, tfce, alpha):
         try:
             state = views.checked_state(engine, state)
         except ValueError as exc:
             raise PreventUpdate from exc
-        hide = {"display": "none"}
         try:
             request = request_of(engine, state, n_perm, seed, tfce)
         except ValueError as exc:
             paired = {} if (engine.study.design_rows is None and engine.study.has_participant_images and state["model"] != "paired") else hide
-            return (html.Span(views.error_text(exc), className="text-muted"), [], figures.empty_figure("", 240), no_update, hide, None,
-                    no_update, paired)
+            return html.Span(views.error_text(exc), className="text-muted"), [], figures.empty_figure("", 240), no_update, hide, None, paired
         try:
-            text, rows, fig, tfce_fig, map_style = outputs(engine, jobs, shown, state, request, alpha)
+            drawn = outputs(engine, jobs, shown, state, request, alpha)
         except ValueError as exc:
-            return html.Span(views.error_text(exc), className="text-danger"), [], figures.empty_figure("", 240), no_update, hide, None, no_update, hide
+            return html.Span(views.error_text(exc), className="text-danger"), [], figures.empty_figure("", 240), no_update, hide, None, hide
         job = jobs.state(request)
-        follow = {"request": request.to_dict(), "n": time.time()} if job and job.get("status") == "running" else no_update
-        return text, rows, fig, tfce_fig, map_style, request.to_dict(), follow, hide
+        data = {"request": request.to_dict(), "token": token(request, jobs, state, alpha), "state": state, "alpha": alpha,
+                "running": bool(job and job.get("status") == "running")}
+        return (*drawn, data, hide)
 
     @app.callback(
         Output(ids.PERM_DONE, "data"),
-        Input(ids.PERM_RUN, "n_clicks"), Input(ids.PERM_FOLLOW, "data"), State(ids.PERM_REQUEST, "data"),
-        background=True,
+        Input(ids.PERM_START, "data"), Input(ids.PERM_REQUEST, "data"),
+        background=True, manager=uncached_manager(os.path.join(jobs_dir, "permute-callbacks")),
         progress=[Output(ids.PERM_PROGRESS, "value"), Output(ids.PERM_PROGRESS, "max"), Output(ids.PERM_PROGRESS, "label")],
         progress_default=[0, 1, ""],
         running=[(Output(ids.PERM_RUN, "disabled"), True, False), (Output(ids.PERM_CANCEL, "disabled"), False, True),
-                 (Output(ids.PERM_PROGRESS_WRAP, "style"), {}, {"display": "none"})],
+                 (Output(ids.PERM_PROGRESS_WRAP, "style"), {}, {"display": "none"}),
+                 (Output(ids.PERM_STATUS, "style"), {"display": "none"}, {})],
         interval=300,
         prevent_initial_call=True,
     )
-    def run(set_progress, clicks, follow, request_data):
-        from dash import ctx
-
-        following = ctx.triggered_id == ids.PERM_FOLLOW
-        data = (follow or {}).get("request") if following and isinstance(follow, dict) else request_data
+    def run(set_progress, start, asked):
+        # a Run click starts (or joins) the job of the panel's question; a new question
+        # whose job is already running (a reload, another tab or user) is followed
+        following = ctx.triggered_id == ids.PERM_REQUEST
+        if not isinstance(asked, dict) or (following and not asked.get("running")) or (not following and not start):
+            raise PreventUpdate
         try:
-            request = checked_request(engine, data)
+            request = checked_request(engine, asked.get("request"))
+            state = views.checked_state(engine, asked.get("state"))
         except (KeyError, TypeError, ValueError) as exc:
             raise PreventUpdate from exc
         last = [0.0]
@@ -277,15 +306,28 @@ def register(app, engine: Engine, jobs: PermutationJobs) -> None:
                 last[0] = now
                 set_progress(progress_label(job))
 
-        final = jobs.run(request, on_state, follow_only=following)
-        return {"key": jobs.key(request), "status": final.get("status"), "n": time.time(), "clicks": clicks}
+        jobs.run(request, on_state, follow_only=following)
+        try:
+            drawn = outputs(engine, jobs, shown, state, request, asked.get("alpha"))
+        except ValueError as exc:
+            drawn = (views.error_text(exc), [], figures.empty_figure("", 240), no_update, hide)
+        return {"token": asked.get("token"), "outputs": [x if x is not no_update else None for x in drawn]}
+
+    app.clientside_callback(
+        cue_function("permShown"),
+        Output(ids.PERM_STATUS, "children", allow_duplicate=True), Output(ids.PERM_GRID, "rowData", allow_duplicate=True),
+        Output(ids.PERM_FIGURE, "figure", allow_duplicate=True), Output(ids.PERM_MAP, "figure", allow_duplicate=True),
+        Output(ids.PERM_MAP_WRAP, "style", allow_duplicate=True),
+        Input(ids.PERM_DONE, "data"), State(ids.PERM_REQUEST, "data"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(Output(ids.PERM_STATUS, "children", allow_duplicate=True), Input(ids.PERM_CANCEL, "n_clicks"),
                   State(ids.PERM_REQUEST, "data"), prevent_initial_call=True)
-    def cancel(_clicks, request_data):
+    def cancel(_clicks, asked):
         try:
-            request = checked_request(engine, request_data)
-        except (KeyError, TypeError, ValueError) as exc:
+            request = checked_request(engine, (asked or {}).get("request"))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise PreventUpdate from exc
         jobs.cancel(request)
         return "Cancelling…"

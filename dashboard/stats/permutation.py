@@ -99,7 +99,9 @@ def one_sample_t(images: np.ndarray, signs: np.ndarray, sum_squares: np.ndarray 
     var *= -n
     var += ss
     var /= n - 1  # sample variance: (SS - n mean^2) / (n - 1)
-    np.maximum(var, 0.0, out=var)
+    # no variance (a constant voxel): SS - n mean^2 cancels to rounding error, not 0;
+    # below 1e-12 of the mean square it is taken as 0 (T = 0, not 1e8)
+    var[var <= 1e-12 * ss / (n - 1)] = 0.0
     var /= n
     np.sqrt(var, out=var)
     with np.errstate(divide="ignore", invalid="ignore"):

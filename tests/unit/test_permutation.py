@@ -136,8 +136,6 @@ def test_pm004_one_sample_t_is_scipys():
     np.testing.assert_allclose(np.delete(got32, 7, axis=1), np.delete(want, 7, axis=1), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: (SS - n mean^2) cancels to a rounding residue, not 0, for a voxel "
-                   "with the same nonzero value in every image, and T comes out ~2e8")
 def test_pm004b_a_voxel_without_variance_gives_zero():
     """The docstring's promise ("voxels with no variance get 0") for a constant that is
     not 0: the same value 0.1 in all 22 images (scipy: NaN, undefined)."""
