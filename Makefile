@@ -7,13 +7,14 @@ PORT   ?= 8050
 RESULTS ?= sample_results
 PYTEST_ARGS ?=
 
-.PHONY: run lint test test-fast bench bench-ui bench-reviewer screenshots sample clean help
+.PHONY: run lint test test-fast bench bench-ui bench-reviewer bench-permute screenshots sample clean help
 
 help:
 	@echo "make run    - create/refresh .venv and serve the app on $(RESULTS) at http://$(HOST):$(PORT)"
 	@echo "make lint   - ruff check and mypy (configured in pyproject.toml)"
 	@echo "make test   - create/refresh .venv with test extras, run lint, then the whole suite"
 	@echo "make bench  - benchmark the statistics core; make bench-ui - the app in headless Chromium"
+	@echo "make bench-permute - permutation inference (vs nilearn; Celery scaling, needs redis-server)"
 	@echo "make screenshots - regenerate docs/img/*.png from the running app"
 
 # The stamp is rebuilt whenever pyproject.toml changes (or the venv is missing).
@@ -51,6 +52,10 @@ bench-ui: $(BIN)/.installed-test
 
 bench-reviewer: $(BIN)/.installed-test
 	$(BIN)/python scripts/bench_reviewer.py
+
+bench-permute: $(BIN)/.installed-test
+	$(BIN)/python scripts/bench_permute.py
+	$(BIN)/python scripts/bench_permute_celery.py
 
 screenshots: $(BIN)/.installed-test
 	$(BIN)/python scripts/screenshots.py

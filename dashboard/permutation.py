@@ -33,7 +33,6 @@ import pandas as pd
 
 from dashboard.analysis import Analysis, ClusterTable
 from dashboard.stats import permutation as perm
-from dashboard.stats.models import ModelName
 from dashboard.stats.permutation import NullDistribution, PermutationUnsupported
 
 __all__ = ["PermutationRequest", "PermutationResult", "PermutationUnsupported", "sign_flip_images", "check_supported", "run", "run_chunk",
@@ -269,8 +268,3 @@ def tfce_fwe_map(result: PermutationResult, obs: perm.Observed, direction: str) 
     p = result.null.p_fwe(direction, "max_tfce", values)
     p[values <= 0] = 1.0
     return p
-
-
-def model_for(analysis: Analysis, model: ModelName) -> str:
-    """The model a permutation of this study runs with: a package design's own, else ``model``."""
-    return "design" if analysis.study.design_rows is not None else model

@@ -1,6 +1,7 @@
 """Screenshots of the app on the bundled sample: docs/img/main.png (literature peaks
 marked), regression.png (with each participant's influence), survival.png (leave-one-out),
-claims.png (the published table checked), compare.png (a correspondence pair outlined).
+claims.png (the published table checked), compare.png (a correspondence pair outlined),
+permutation.png (permutation p-values with TFCE beside RFT's).
 
 Starts ``cue-dashboard serve sample_results`` on a free port, drives headless
 Chromium (same options as the browser tests) at 1920x1080 and saves the PNGs.
@@ -140,7 +141,25 @@ def main() -> int:
                               ids.CORR_GRID)
         settle(driver)
         driver.save_screenshot(str(out / "compare.png"))
-        for name in ("main", "regression", "survival", "claims", "compare"):
+        # permutation: the placebo contrast under the paired model, 1000 sign flips with TFCE
+        tab("Explore")
+        driver.execute_script("arguments[0].click()", driver.find_element(By.ID, "perm-summary"))
+        driver.execute_script("arguments[0].click()", driver.find_element(By.ID, ids.PERM_USE_PAIRED))
+        wait_text(driver, f"#{ids.STATUS}", "df 21")
+        settle(driver)
+        field = driver.find_element(By.ID, ids.PERM_N)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", field)
+        field.clear()
+        field.send_keys("1000\n")
+        driver.execute_script("arguments[0].click()", driver.find_element(By.ID, ids.PERM_TFCE))
+        wait_text(driver, f"#{ids.PERM_STATUS}", "Not run")
+        driver.execute_script("arguments[0].click()", driver.find_element(By.ID, ids.PERM_RUN))
+        wait_text(driver, f"#{ids.PERM_STATUS}", "Job done", timeout=300)
+        settle(driver)
+        driver.execute_script(f"document.getElementById('{ids.PERM_RUN}').scrollIntoView({{block: 'start'}})")
+        time.sleep(0.6)
+        driver.save_screenshot(str(out / "permutation.png"))
+        for name in ("main", "regression", "survival", "claims", "compare", "permutation"):
             print(out / f"{name}.png")
         return 0
     finally:
