@@ -40,6 +40,7 @@ __all__ = ["PermutationRequest", "PermutationResult", "PermutationUnsupported", 
 
 PERM_COLUMNS = ["p_fwe_perm_peak", "p_fwe_perm_cluster", "p_fwe_perm_mass"]
 TFCE_COLUMN = "p_fwe_perm_tfce"
+MASS_COLUMN = "cluster_mass"  # the observed cluster's mass, sum of T - u (what p_fwe_perm_mass is of)
 _T_CHECK_RTOL = 1e-4  # a stored map is float32: agreement to 1e-4 relative is equality
 
 
@@ -225,7 +226,8 @@ def add_columns(analysis: Analysis, table: ClusterTable | pd.DataFrame, result: 
     ``p_fwe_perm_mass`` (the row's cluster: extent and mass at the table's height against
     the null of the largest cluster; on every row of the cluster, as ``p_fwe_cluster``),
     and ``p_fwe_perm_tfce`` with TFCE (the peak's TFCE against the null of the maximum
-    TFCE).  Rows of a direction the permutation did not cover get NaN.  ``table``: a
+    TFCE), and ``cluster_mass`` (the observed mass the mass p is of).  Rows of a
+    direction the permutation did not cover get NaN.  ``table``: a
     :class:`ClusterTable`, or its frame with the ``height`` it was made at."""
     request = result.request
     frame, u = (table.copy(), height) if isinstance(table, pd.DataFrame) else (table.table.copy(), table.height)
@@ -235,7 +237,7 @@ def add_columns(analysis: Analysis, table: ClusterTable | pd.DataFrame, result: 
     study = analysis.study
     position = np.full(study.mask.shape, -1, np.int64)
     position[study.mask] = np.arange(int(study.mask.sum()))
-    columns = PERM_COLUMNS + ([TFCE_COLUMN] if request.tfce else [])
+    columns = PERM_COLUMNS + ([TFCE_COLUMN] if request.tfce else []) + [MASS_COLUMN]
     values = {c: np.full(len(frame), np.nan) for c in columns}
     inverse = np.linalg.inv(study.affine)
     for i, row in enumerate(frame.itertuples(index=False)):
@@ -254,6 +256,7 @@ def add_columns(analysis: Analysis, table: ClusterTable | pd.DataFrame, result: 
         if label:
             values["p_fwe_perm_cluster"][i] = result.null.p_fwe(direction, "max_extent", obs.clusters.extent[direction][label])[0]
             values["p_fwe_perm_mass"][i] = result.null.p_fwe(direction, "max_mass", obs.clusters.mass[direction][label])[0]
+            values[MASS_COLUMN][i] = obs.clusters.mass[direction][label]
     for c in columns:
         frame[c] = values[c]
     return frame

@@ -48,11 +48,11 @@ def panel(study) -> html.Div:
              "headerTooltip": "share of sign flips whose maximum T reaches this peak's T"}]},
         {"headerName": "cluster p-FWE", "children": [
             {"field": "p_fwe_cluster", "headerName": "RFT", "width": 96, "valueFormatter": P_FORMAT, "headerTooltip": "SPM's RFT cluster p-FWE (extent)"},
-            {"field": "p_fwe_perm_cluster", "headerName": "perm. extent", "width": 110, "valueFormatter": P_FORMAT,
+            {"field": "p_fwe_perm_cluster", "headerName": "perm. extent", "width": 124, "valueFormatter": P_FORMAT,
              "headerTooltip": "share of sign flips whose largest cluster at the same height has at least k voxels"},
-            {"field": "p_fwe_perm_mass", "headerName": "perm. mass", "width": 106, "valueFormatter": P_FORMAT,
+            {"field": "p_fwe_perm_mass", "headerName": "perm. mass", "width": 118, "valueFormatter": P_FORMAT,
              "headerTooltip": "share of sign flips whose largest cluster mass (sum of T - u) reaches this cluster's"}]},
-        {"field": "p_fwe_perm_tfce", "headerName": "TFCE p-FWE", "width": 110, "valueFormatter": P_FORMAT,
+        {"field": "p_fwe_perm_tfce", "headerName": "TFCE p-FWE", "width": 126, "valueFormatter": P_FORMAT,
          "headerTooltip": "share of sign flips whose maximum TFCE reaches the TFCE at this peak"},
         {"field": "label", "headerName": "Atlas label", "flex": 1, "minWidth": 140},
     ]
@@ -200,7 +200,8 @@ def outputs(engine: Engine, jobs: PermutationJobs, shown: Shown, state: dict, re
     sign = 1.0 if first == "pos" else -1.0
     panels = [("max T", result.null.stats[first]["max_t"], [(float(t), f"cluster {c}") for t, c in zip(main["peak_t"], main["cluster_id"], strict=True)]),
               ("max cluster extent (voxels)", result.null.stats[first]["max_extent"], [(float(k), f"cluster {c}") for k, c in zip(main["k"], main["cluster_id"], strict=True)]),
-              ("max cluster mass", result.null.stats[first]["max_mass"], [])]
+              ("max cluster mass (sum of T − u)", result.null.stats[first]["max_mass"],
+               [(float(m), f"cluster {c}") for m, c in zip(main[perm.MASS_COLUMN], main["cluster_id"], strict=True)])]
     if request.tfce and obs.tfce is not None:
         panels.append(("max TFCE", result.null.stats[first]["max_tfce"], [(float(np.max(sign * obs.tfce)), "observed max")]))
     fig = figures.permutation_null_figure(panels)

@@ -393,6 +393,7 @@ def test_pm016_table_columns_are_brute_force_shares(tiny):
         mass = float((sign * volume[members] - table.height).sum())
         assert members.sum() == k
         assert row["p_fwe_perm_mass"] == np.count_nonzero(brute[d]["max_mass"] >= mass - 1e-6) / 300
+        assert row["cluster_mass"] == pytest.approx(mass, rel=1e-9)
     assert frame["p_fwe_perm_peak"].between(1 / 300, 1).all()
     main = frame[frame["is_main_peak"]]
     assert (main.groupby("direction")["p_fwe_perm_peak"].min() >= 1 / 300).all()
