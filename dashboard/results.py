@@ -208,7 +208,9 @@ class Study:
         folder and its participant (or design input) images' modification times (read now: a folder changed
         on disk gets another identity), as a hash for cache keys."""
         images = [*self.image_paths.values(), *(self.design_rows.paths if self.design_rows is not None else ())]
-        stamps = sorted({(str(p), p.stat().st_mtime_ns) for p in images if p.exists()})
+        # resolved paths: the same folder opened as a relative or absolute path (a server and
+        # its Celery workers) has one identity
+        stamps = sorted({(str(p.resolve()), p.stat().st_mtime_ns) for p in images if p.exists()})
         text = "|".join([str(self.root.resolve()), *(f"{p}:{t}" for p, t in stamps)])
         return hashlib.sha1(text.encode()).hexdigest()
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,35 @@ def redis_url(tmp_path_factory):
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def workers(redis_url, tmp_path):
+    """Two `cue-dashboard worker` processes (one process each) on the session's redis-server."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    procs = []
+    for log in logs:
+        with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            procs.append(subprocess.Popen([sys.executable, "-m", "dashboard.cli", "worker", "--redis-url", redis_url, "--concurrency", "1"],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=out))
+    from dashboard.jobs.worker import make_celery
+
+    app = make_celery(redis_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0) or []
+        if len(replies) >= 2:
+            break
+        if any(p.poll() is not None for p in procs):
+            raise AssertionError(f"a worker exited: {[log.read_text()[-2000:] for log in logs]}")
+    else:
+        raise AssertionError("the two workers did not answer a ping within 60 s")
+    yield procs
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()

@@ -16,7 +16,8 @@ Callback graph (``VIEW`` = the one serialisable view state, :mod:`dashboard.app.
           ├─ (clientside, while the compare tab is shown) COMPARE_VIEW ─┬─ draw_compare (+ correspondence-grid selection) ─> glass brains, pair outlines
           │                                                             └─ correspondence ─> correspondence grid
           ├─ (clientside, while the claim tab is shown) CLAIM_VIEW ── check_claims (+ table choice, column mapping, UPLOAD) ─> verdicts
-          └─ survivalRequest (clientside) ─> SURVIVAL_REQUEST ── leave_one_out (background job, on click) ─> survival table, strip plot
+          ├─ survivalRequest (clientside) ─> SURVIVAL_REQUEST ── leave_one_out (background job, on click) ─> survival table, strip plot
+          └─ (+ the panel's settings) permutation panel: show / run / permShown / cancel (graph in dashboard.app.permute.register)
     RENDERED_REGRESSION ── afterPaint (clientside) ─> INFLUENCE_REQUEST ── draw_influence ─> influence bars, participant-grid columns
     peak layers, RENDERED_MAPS ── peakView (clientside, only while a layer is on) ─> PEAK_VIEW ── draw_peaks ─> markers (annotation Patches), distances
     upload ── receive_upload ─> UPLOAD (kept by the page), mapping dropdowns, table and layer options

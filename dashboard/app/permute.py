@@ -307,6 +307,8 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
                 last[0] = now
                 set_progress(progress_label(job))
 
+        if not following and hasattr(os, "nice"):
+            os.nice(5)  # this forked job process yields to the server's requests (the page stays responsive)
         jobs.run(request, on_state, follow_only=following)
         try:
             drawn = outputs(engine, jobs, shown, state, request, asked.get("alpha"))

@@ -7,8 +7,6 @@ workers."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,43 +25,15 @@ SPM = Path(__file__).resolve().parents[1] / "data" / "spm_folders" / "onesample"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def workers(redis_url, tmp_path):
-    """Two worker processes (one process each) on the session's redis-server."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    procs = []
-    for log in logs:
-        with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-            procs.append(subprocess.Popen([sys.executable, "-m", "dashboard.cli", "worker", "--redis-url", redis_url, "--concurrency", "1"],
-                                          env=env, stdout=subprocess.DEVNULL, stderr=out))
-    app = make_celery(redis_url)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        replies = app.control.ping(timeout=1.0) or []
-        if len(replies) >= 2:
-            break
-        if any(p.poll() is not None for p in procs):
-            raise AssertionError(f"a worker exited: {[log.read_text()[-2000:] for log in logs]}")
-    else:
-        raise AssertionError("the two workers did not answer a ping within 60 s")
-    yield procs
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
 def _jobs(redis_url: str, analysis: Analysis, chunk_flips: int) -> PermutationJobs:
     executor = CeleryExecutor(make_celery(redis_url), str(SPM.resolve()), open_options_dict(OpenOptions()), chunk_flips=chunk_flips)
     return PermutationJobs(analysis, RedisStore(redis_url), executor)
 
 
 def test_pc001_chunks_on_two_workers_merge_to_the_single_process_null(redis_url, workers):
-    analysis = Analysis(open_study(SPM))
+    # the server opened the folder by a relative path (as `serve tests/data/...`); the
+    # workers get its absolute path: one study identity all the same
+    analysis = Analysis(open_study(os.path.relpath(SPM)))
     table = analysis.clusters("1", directions=("pos", "neg"), extent=0, model="cells")
     request = perm.PermutationRequest("1", table.height, ("pos", "neg"), "design", tuple(analysis.study.participant_ids), 6000, 3)
     jobs = _jobs(redis_url, analysis, chunk_flips=500)

@@ -1,7 +1,8 @@
 """Permutation p-values in the browser: a job with progress that survives a reload,
 cancel, a finished job found again, and the table's permutation columns equal to what
 the CLI prints for the same settings (real SPM12 one-sample folder); the pooled models
-refused with a way to the paired model, and TFCE with its map (the sample)."""
+refused with a way to the paired model, and TFCE with its map (the sample); served with
+Celery, the job runs on two real workers."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def _wait_progress_above(dash_duo, floor: int, timeout: float = JOB_TIMEOUT) -> 
             if done > floor:
                 return done
         time.sleep(0.2)
-    raise AssertionError(f"progress never passed {floor} flips")
+    raise AssertionError(f"progress never passed {floor} flips; status {_status(dash_duo)!r}")
 
 
 def _grid_rows(dash_duo) -> list[dict]:
@@ -161,3 +162,41 @@ def test_pm002_pooled_model_refused_then_paired_with_tfce(dash_duo, sample_engin
     assert dash_duo.find_element(f"#{ids.PERM_MAP_WRAP}").is_displayed()
     assert re.search(r"TFCE: [1-9]\d* voxels at p-FWE < 0\.05", _status(dash_duo))  # the significant voxels, counted
     no_console_errors(dash_duo)
+
+
+def test_pm003_served_with_celery_a_job_runs_on_two_workers(dash_duo, redis_url, workers):
+    """`serve --redis-url URL --celery`: the panel's job is split into chunks that two real
+    worker processes run (through a real redis-server), with progress, and the result
+    equals the CLI's single-process one."""
+    app = create_app(Settings(results_dir=SPM, warm=False, redis_url=redis_url, celery=True))
+    dash_duo.start_server(app)
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 21", timeout=TIMEOUT)
+    set_input(dash_duo, f"#{ids.P_UNC}", 0.01)
+    set_input(dash_duo, f"#{ids.EXTENT}", 0)
+    dash_duo.wait_for_contains_text(f"#{ids.CLUSTER_NOTE}", "≥ 0 voxels", timeout=TIMEOUT)
+    _open_panel(dash_duo)
+    set_input(dash_duo, f"#{ids.PERM_N}", 6000)
+    set_input(dash_duo, f"#{ids.PERM_SEED}", 5)
+    _wait_status(dash_duo, "Not run for these settings", TIMEOUT)
+    js_click(dash_duo, f"#{ids.PERM_RUN}")  # (2 s of work here: progress is test_pm001's)
+    _wait_status(dash_duo, "Job done: 6000 of 6000 sign flips")
+    jobs = app.server.config["CUE_PERMUTATIONS"]
+    request = perm_request(dash_duo)
+    assert jobs.state(request)["workers"] == 2  # both workers took chunks
+    wait_rows(dash_duo, ids.PERM_GRID, 3)
+    settle(dash_duo)
+    expected = _cli_rows(str(SPM), "--contrast", "1", "--n-perm", "6000", "--seed", "5", "--p-unc", "0.01", "--k", "0")
+    for got, want in zip(_grid_rows(dash_duo), expected["rows"], strict=True):
+        for column in ("p_fwe_perm_peak", "p_fwe_perm_cluster", "p_fwe_perm_mass"):
+            assert got[column] == pytest.approx(want[column], abs=1e-12), (column, got, want)
+    no_console_errors(dash_duo)
+
+
+def perm_request(dash_duo):
+    """The panel's current question (PERM_REQUEST), as a PermutationRequest."""
+    from dashboard.permutation import PermutationRequest
+
+    data = dash_duo.driver.execute_script(
+        "const s = window.store.getState(); const path = s.paths.strs[arguments[0]];"
+        "let node = s.layout; for (const p of path) node = node[p]; return node.props.data;", ids.PERM_REQUEST)
+    return PermutationRequest.from_dict(data["request"])

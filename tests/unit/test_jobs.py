@@ -86,3 +86,12 @@ def test_jb004_cancel_keeps_no_result_and_a_follower_sees_it(setup):
     assert followed["status"] == "cancelled"
     assert jobs.result(request) is None
     assert jobs.run(request)["status"] == "done"  # a new start clears the cancel flag
+
+
+def test_jb005_one_identity_for_a_folder_opened_by_relative_or_absolute_path(tiny_study, monkeypatch):
+    """A server and its workers open the same folder by different spellings of its path;
+    job keys (and the workers' stale-folder check) must agree."""
+    monkeypatch.chdir(tiny_study.parent)
+    relative = load_study(tiny_study.name)
+    absolute = load_study(tiny_study.resolve())
+    assert relative.identity() == absolute.identity()
