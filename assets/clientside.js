@@ -50,9 +50,9 @@
     // a finished permutation job's drawing, kept only if it answers the panel's current
     // question (dashboard.app.permute.token)
     permShown: function (done, asked) {
-      if (!done || !asked || JSON.stringify(done.token) !== JSON.stringify(asked.token)) { return [nu(), nu(), nu(), nu(), nu()]; }
-      const out = done.outputs;
-      return [out[0], out[1], out[2], out[3] === null ? nu() : out[3], out[4]];
+      if (!done || !asked || JSON.stringify(done.token) !== JSON.stringify(asked.token)) { return [nu(), nu(), nu(), nu(), nu(), nu()]; }
+      const out = done.outputs;  // status, rows, null figure, its wrapper's style, TFCE map, its wrapper's style
+      return out.map(x => x === null ? nu() : x);
     },
     survivalRequest: function (state) {
       if (!state || !state.cluster) { return null; }

@@ -142,6 +142,7 @@ PERM_PROGRESS_WRAP = "perm-progress-wrap"
 PERM_STATUS = "perm-status"
 PERM_GRID = "perm-grid"
 PERM_FIGURE = "perm-null-figure"
+PERM_FIGURE_WRAP = "perm-null-figure-wrap"  # shown only with a result (a hidden figure is never redrawn)
 PERM_MAP = "perm-tfce-map"
 PERM_MAP_WRAP = "perm-tfce-map-wrap"
 PERM_REQUEST = "perm-request"  # {request, token, state, alpha, running}: the panel's question (or None)

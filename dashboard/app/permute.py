@@ -82,7 +82,8 @@ def panel(study) -> html.Div:
                  className="small text-muted mb-1"),
         grid,
         dbc.Row([
-            dbc.Col(dcc.Graph(id=ids.PERM_FIGURE, config={"displaylogo": False}, figure=figures.empty_figure("", 240)), lg=8),
+            dbc.Col(html.Div(dcc.Graph(id=ids.PERM_FIGURE, config={"displaylogo": False}, figure=figures.empty_figure("", 240)),
+                             id=ids.PERM_FIGURE_WRAP, style={"display": "none"}), lg=8),
             dbc.Col(html.Div([
                 dbc.InputGroup([dbc.InputGroupText("TFCE p-FWE <"),
                                 dbc.Input(id=ids.PERM_ALPHA, type="number", min=0.0001, max=1, step=0.01, value=0.05, debounce=True, persistence=True, persistence_type="session",
@@ -132,6 +133,9 @@ def checked_request(engine: Engine, data: Any) -> perm.PermutationRequest:
     return request
 
 
+HIDDEN = {"display": "none"}  # a wrapper's style while its figure has nothing to show (and is not redrawn)
+
+
 class Shown:
     """Observed statistics per request, computed once per process (the null's identity)."""
 
@@ -149,7 +153,7 @@ class Shown:
 
 def status_line(state: dict | None) -> str:
     if not state:
-        return "Not run for these settings."
+        return "Not run for these settings (Run computes the p-values and draws their null distributions)."
     status = state.get("status", "")
     done, total = int(state.get("done", 0)), int(state.get("total", 0))
     text = f"Job {STATUS_TEXT.get(status, status)}: {done} of {total} sign flips"
@@ -191,7 +195,7 @@ def outputs(engine: Engine, jobs: PermutationJobs, shown: Shown, state: dict, re
         rows.append(row)
     text = status_line(job)
     if result is None:
-        return text, rows, figures.empty_figure("Null distributions appear here when the job is done.", 240), no_update, {"display": "none"}
+        return text, rows, no_update, HIDDEN, no_update, HIDDEN
     used = f"{result.null.n} sign flips" + (" (every flip: an exact test)" if result.exhaustive else f", seed {request.seed}")
     text = f"{text} p-FWE from {used}, clusters at T > {request.height:.3f}."
     first = request.directions[0]
@@ -206,7 +210,7 @@ def outputs(engine: Engine, jobs: PermutationJobs, shown: Shown, state: dict, re
         panels.append(("max TFCE", result.null.stats[first]["max_tfce"], [(float(np.max(sign * obs.tfce)), "observed max")]))
     fig = figures.permutation_null_figure(panels)
     if not request.tfce or obs.tfce is None:
-        return text, rows, fig, no_update, {"display": "none"}
+        return text, rows, fig, {}, no_update, HIDDEN
     a = float(alpha) if isinstance(alpha, int | float) and not isinstance(alpha, bool) and 0 < float(alpha) <= 1 else 0.05
     keep = np.zeros(obs.t.shape, bool)
     for d in request.directions:
@@ -216,7 +220,7 @@ def outputs(engine: Engine, jobs: PermutationJobs, shown: Shown, state: dict, re
     text += f" TFCE: {n_sig} voxels at p-FWE < {a:g} (shown in the glass brain beside)."
     tfce_fig = figures.glass_brain_figure([(vol, f"TFCE p-FWE < {a:g}: {n_sig} voxels")], engine.grid, threshold=1e-6,
                                           vmax=max(float(np.nanmax(np.abs(obs.t))), 1.0), direction="both", outline=engine.mask, height=240)
-    return text, rows, fig, tfce_fig, {}
+    return text, rows, fig, {}, tfce_fig, {}
 
 
 def token(request: perm.PermutationRequest, jobs: PermutationJobs, state: dict, alpha: Any) -> list:
@@ -247,12 +251,12 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
     from dashboard.app.jobs import uncached_manager
 
     shown = Shown()
-    hide = {"display": "none"}
+    hide = HIDDEN
     app.clientside_callback(cue_function("permStart"), Output(ids.PERM_START, "data"), Input(ids.PERM_RUN, "n_clicks"))
 
     @app.callback(
         Output(ids.PERM_STATUS, "children"), Output(ids.PERM_GRID, "rowData"), Output(ids.PERM_FIGURE, "figure"),
-        Output(ids.PERM_MAP, "figure"), Output(ids.PERM_MAP_WRAP, "style"), Output(ids.PERM_REQUEST, "data"),
+        Output(ids.PERM_FIGURE_WRAP, "style"), Output(ids.PERM_MAP, "figure"), Output(ids.PERM_MAP_WRAP, "style"), Output(ids.PERM_REQUEST, "data"),
         Output(ids.PERM_USE_PAIRED, "style"),
         Input(ids.VIEW, "data"), Input(ids.PERM_N, "value"), Input(ids.PERM_SEED, "value"), Input(ids.PERM_TFCE, "value"),
         Input(ids.PERM_ALPHA, "value"),
@@ -266,11 +270,11 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
             request = request_of(engine, state, n_perm, seed, tfce)
         except ValueError as exc:
             paired = {} if (engine.study.design_rows is None and engine.study.has_participant_images and state["model"] != "paired") else hide
-            return html.Span(views.error_text(exc), className="text-muted"), [], figures.empty_figure("", 240), no_update, hide, None, paired
+            return html.Span(views.error_text(exc), className="text-muted"), [], no_update, hide, no_update, hide, None, paired
         try:
             drawn = outputs(engine, jobs, shown, state, request, alpha)
         except ValueError as exc:
-            return html.Span(views.error_text(exc), className="text-danger"), [], figures.empty_figure("", 240), no_update, hide, None, hide
+            return html.Span(views.error_text(exc), className="text-danger"), [], no_update, hide, no_update, hide, None, hide
         job = jobs.state(request)
         data = {"request": request.to_dict(), "token": token(request, jobs, state, alpha), "state": state, "alpha": alpha,
                 "running": bool(job and job.get("status") == "running")}
@@ -313,13 +317,14 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
         try:
             drawn = outputs(engine, jobs, shown, state, request, asked.get("alpha"))
         except ValueError as exc:
-            drawn = (views.error_text(exc), [], figures.empty_figure("", 240), no_update, hide)
+            drawn = (views.error_text(exc), [], no_update, hide, no_update, hide)
         return {"token": asked.get("token"), "outputs": [x if x is not no_update else None for x in drawn]}
 
     app.clientside_callback(
         cue_function("permShown"),
         Output(ids.PERM_STATUS, "children", allow_duplicate=True), Output(ids.PERM_GRID, "rowData", allow_duplicate=True),
-        Output(ids.PERM_FIGURE, "figure", allow_duplicate=True), Output(ids.PERM_MAP, "figure", allow_duplicate=True),
+        Output(ids.PERM_FIGURE, "figure", allow_duplicate=True), Output(ids.PERM_FIGURE_WRAP, "style", allow_duplicate=True),
+        Output(ids.PERM_MAP, "figure", allow_duplicate=True),
         Output(ids.PERM_MAP_WRAP, "style", allow_duplicate=True),
         Input(ids.PERM_DONE, "data"), State(ids.PERM_REQUEST, "data"),
         prevent_initial_call=True,

@@ -15,6 +15,7 @@ from tests.browser.helpers import (
     click_table_row,
     no_console_errors,
     set_input,
+    settle,
     start_sample,
     wait_table_contains,
 )
@@ -80,7 +81,9 @@ def test_ui033_no_cloud_buttons_and_no_nan_hover_in_compare(dash_duo, sample_eng
     dash_duo.driver.execute_script(
         "Array.from(document.querySelectorAll('.nav-link')).find(a => a.textContent.includes('Compare')).click()")
     dash_duo.wait_for_element(f"#{ids.COMPARE} .nsewdrag", timeout=TIMEOUT)
+    settle(dash_duo)  # the tab's figures drawn and laid out before the pointer moves over them
     layer = dash_duo.find_element(f"#{ids.COMPARE} .nsewdrag")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", layer)
     ActionChains(dash_duo.driver).move_to_element(layer).move_by_offset(-layer.size["width"] // 2 + 3, -layer.size["height"] // 2 + 3).perform()
     hover = dash_duo.driver.execute_script("return Array.from(document.querySelectorAll('.hoverlayer')).map(h => h.textContent).join(' ')")
     assert "NaN" not in hover, hover
@@ -94,6 +97,7 @@ def test_ui034_click_outside_clusters_deselects_and_typed_peak_selects(dash_duo,
     click_table_row(dash_duo, 0)
     dash_duo.wait_for_contains_text(f"#{ids.REG_STATS}", "Cluster at (14, 64, 14)", timeout=TIMEOUT)
     dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", dash_duo.find_element(f"#{ids.SLICE_AXIAL}"))
+    settle(dash_duo)  # the row's redraw finished: a click on a figure Plotly is replacing is lost
     click_graph(dash_duo, ids.SLICE_AXIAL, 0.25, 0.6)  # left, behind the centre: no interaction cluster there
     dash_duo.wait_for_contains_text(f"#{ids.SCATTER}", "Select a cluster", timeout=TIMEOUT)
     for cid, v in ((ids.POINT_X, 14), (ids.POINT_Y, 64), (ids.POINT_Z, 14)):

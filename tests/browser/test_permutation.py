@@ -135,6 +135,11 @@ def test_pm001_job_progress_reload_cancel_finish_and_cli_agreement(dash_duo):
     # the null distributions are drawn: histograms of max T, extent and mass
     hist = dash_duo.driver.find_elements(By.CSS_SELECTOR, f"#{ids.PERM_FIGURE} .barlayer .trace")
     assert len(hist) >= 3
+    assert dash_duo.find_element(f"#{ids.PERM_FIGURE_WRAP}").is_displayed()
+    # another question (seed) has no result: the earlier drawing leaves the screen
+    set_input(dash_duo, f"#{ids.PERM_SEED}", 1)
+    _wait_status(dash_duo, "Not run for these settings", TIMEOUT)
+    dash_duo.wait_for_style_to_equal(f"#{ids.PERM_FIGURE_WRAP}", "display", "none", timeout=TIMEOUT)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in SPM.rglob("*")) == before  # nothing written into the folder
     no_console_errors(dash_duo)
 
