@@ -147,8 +147,9 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
 
     study = engine.study if engine is not None else (study or open_study(settings.results_dir, settings.open_options, check_data=True, defer_participant_data=True))
     shared = server is not None
-    from dashboard.app.jobs import background_manager
+    from dashboard.app.jobs import background_manager, fork_safe_blas
 
+    fork_safe_blas()
     jobs_dir = os.path.join(settings.cache_dir, "jobs") if settings.cache_dir else private_temp_dir(JOBS_PREFIX)
     jobs = background_manager(study, jobs_dir)
     app = dash.Dash(

@@ -147,5 +147,6 @@ PERM_MAP = "perm-tfce-map"
 PERM_MAP_WRAP = "perm-tfce-map-wrap"
 PERM_REQUEST = "perm-request"  # {request, token, state, alpha, running}: the panel's question (or None)
 PERM_START = "perm-start"  # {clicks, t, r}: a Run click (assets/clientside.js permStart)
+PERM_FOLLOW = "perm-follow"  # PERM_REQUEST, set only while its job is running (assets/clientside.js permFollow)
 PERM_DONE = "perm-done"  # {token, outputs}: a job ended; its drawing, for the question (token) it answers
 PERM_USE_PAIRED = "perm-use-paired"

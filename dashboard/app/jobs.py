@@ -20,6 +20,19 @@ from dashboard.results import Study
 RESULT_EXPIRE_S = 24 * 3600  # finished results are kept a day
 
 
+def fork_safe_blas() -> None:
+    """Run BLAS on one thread per request in this process, for good.
+
+    Dash's background callbacks fork the server process.  A fork while another request
+    thread is inside a multi-threaded OpenBLAS call deadlocks: OpenBLAS's atfork handler
+    (``blas_thread_shutdown_``) waits for its pool while the forking thread holds the GIL
+    the matrix product needs to return (seen in CI: a model switch hung the server).
+    With one BLAS thread no pool is at work; requests still run in parallel threads."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def background_manager(study: Study, cache_dir: str) -> Any:
     """The Dash background-callback manager of one app: diskcache in ``cache_dir`` (a
     private folder, never inside the results folder), results cached per study."""

@@ -94,6 +94,7 @@ def panel(study) -> html.Div:
         dcc.Store(id=ids.PERM_REQUEST, data=None),
             dcc.Store(id=ids.PERM_DONE, data=None),
         dcc.Store(id=ids.PERM_START, data=None),
+        dcc.Store(id=ids.PERM_FOLLOW, data=None),
     ])
 
 
@@ -237,8 +238,11 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
     only if it still answers the panel's current question)::
 
         VIEW, panel settings ── show ─> status, grid, figures, PERM_REQUEST {request, token, running}
-        Run ── permStart ─> PERM_START ─┬─ run (background: start or follow) ─> progress; PERM_DONE {token, outputs}
-        PERM_REQUEST (running) ─────────┘
+        Run ── permStart ─> PERM_START ─────────────────────┬─ run (background: start or follow) ─> progress; PERM_DONE {token, outputs}
+        PERM_REQUEST ── permFollow (only if running) ─> PERM_FOLLOW ┘
+
+    A background callback forks the server process before its function runs, so ``run``
+    is triggered only by a Run click or a running job to follow, never by a view change.
         PERM_DONE ── permShown (clientside, if its token is PERM_REQUEST's) ─> status, grid, figures
         Cancel ── cancel ─> the job's cancel flag
     """
@@ -253,6 +257,7 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
     shown = Shown()
     hide = HIDDEN
     app.clientside_callback(cue_function("permStart"), Output(ids.PERM_START, "data"), Input(ids.PERM_RUN, "n_clicks"))
+    app.clientside_callback(cue_function("permFollow"), Output(ids.PERM_FOLLOW, "data"), Input(ids.PERM_REQUEST, "data"))
 
     @app.callback(
         Output(ids.PERM_STATUS, "children"), Output(ids.PERM_GRID, "rowData"), Output(ids.PERM_FIGURE, "figure"),
@@ -282,7 +287,7 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
 
     @app.callback(
         Output(ids.PERM_DONE, "data"),
-        Input(ids.PERM_START, "data"), Input(ids.PERM_REQUEST, "data"),
+        Input(ids.PERM_START, "data"), Input(ids.PERM_FOLLOW, "data"), State(ids.PERM_REQUEST, "data"),
         background=True, manager=uncached_manager(os.path.join(jobs_dir, "permute-callbacks")),
         progress=[Output(ids.PERM_PROGRESS, "value"), Output(ids.PERM_PROGRESS, "max"), Output(ids.PERM_PROGRESS, "label")],
         progress_default=[0, 1, ""],
@@ -292,10 +297,13 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
         interval=300,
         prevent_initial_call=True,
     )
-    def run(set_progress, start, asked):
+    def run(set_progress, start, follow, current):
         # a Run click starts (or joins) the job of the panel's question; a new question
         # whose job is already running (a reload, another tab or user) is followed
-        following = ctx.triggered_id == ids.PERM_REQUEST
+        # (on a page load both stores arrive at once: the start token empty, the follow set)
+        triggered = set(ctx.triggered_prop_ids.values())
+        following = not (ids.PERM_START in triggered and start) and ids.PERM_FOLLOW in triggered
+        asked = follow if following else current
         if not isinstance(asked, dict) or (following and not asked.get("running")) or (not following and not start):
             raise PreventUpdate
         try:

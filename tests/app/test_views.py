@@ -144,3 +144,15 @@ def test_ap008_server_side_redraw_is_fast(sample_engine):
     views.draw_maps(sample_engine, dict(s0, p_unc=0.0005), rendered)
     views.table_rows(sample_engine, dict(s0, p_unc=0.0005), with_rft=True, pending=False)
     assert time.perf_counter() - t0 < 0.5
+
+
+def test_ap040_background_callbacks_start_only_on_a_click_or_a_running_job():
+    """A background callback forks the server per call: none may be triggered by the
+    view state (a fork per view change, and a fork while BLAS works in another request
+    thread deadlocked the server), and the server's BLAS is single-threaded."""
+    from threadpoolctl import threadpool_info
+
+    app = create_app(Settings(results_dir=SAMPLE))
+    triggers = {i["id"] + "." + i["property"] for v in app.callback_map.values() if v.get("background") for i in v["inputs"]}
+    assert triggers == {f"{ids.SURVIVAL_RUN}.n_clicks", f"{ids.PERM_START}.data", f"{ids.PERM_FOLLOW}.data"}
+    assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
