@@ -177,6 +177,11 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
                                     results_dir=str(Path(settings.results_dir).resolve()), open_options=settings.open_options)
     app.server.config.setdefault("CUE_PERMUTATIONS", permutations)  # for tests
     callbacks.register(app, engine, permutations, jobs_dir)
+    from dashboard.app.volumes import VolumeRoutes
+
+    volumes = VolumeRoutes(engine, prefix)  # whole T volumes for maps drawn in the browser
+    volumes.register(app.server)
+    app.server.config.setdefault("CUE_VOLUMES", volumes)  # for scripts and tests (the first study's)
     if settings.warm:
         # the default view's fits and RFT smoothness (~2-3 s on the sample) are computed
         # while the browser loads the page; callbacks wait on the engine lock

@@ -9,7 +9,7 @@ that ``T = q * slope``.  Any NIfTI reader (nibabel, NiiVue, FSLeyes) opens it as
 
 No value (outside the mask, no variance) is the int16 minimum, ``MISSING``; the slope
 is chosen so that the largest |T| maps to 32767 and no finite value meets ``MISSING``.
-The largest error is half a step (``slope / 2``), stated in the header's ``descrip``
+The largest error is half a step (``slope / 2``, plus float32 rounding), stated in the header's ``descrip``
 and returned by :func:`quantize` so the page can say how exact a read-out is.
 """
 
@@ -38,13 +38,16 @@ class Quantized:
 
 
 def quantize(volume: np.ndarray) -> Quantized:
-    """``round(T / slope)`` with ``slope = max|T| / TOP``; NaN and inf become ``MISSING``."""
+    """``round(T / slope)`` with ``slope = max|T| / TOP`` (as float32, the header's type);
+    NaN and inf become ``MISSING``."""
     finite = np.isfinite(volume)
     peak = float(np.abs(volume[finite]).max()) if finite.any() else 0.0
-    slope = peak / TOP if peak > 0 else 1.0
+    # the header stores the slope as float32: quantise with exactly that value
+    slope = float(np.float32(peak / TOP)) if peak > 0 else 1.0
     q = np.full(volume.shape, MISSING, np.int16)
     q[finite] = np.clip(np.rint(volume[finite] / slope), -TOP, TOP).astype(np.int16)
-    return Quantized(q, slope, slope / 2)
+    # half a step, plus float32 rounding of q * slope when decoded in single precision
+    return Quantized(q, slope, slope / 2 + float(np.finfo(np.float32).eps) * peak)
 
 
 def dequantize(values: np.ndarray, slope: float) -> np.ndarray:

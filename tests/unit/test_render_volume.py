@@ -30,8 +30,7 @@ def test_round_trip_is_within_half_a_step_and_keeps_missing_voxels(study):
     finite = np.isfinite(vol)
     assert np.array_equal(np.isnan(back), ~finite)
     err = np.abs(back[finite] - vol[finite])
-    # exact arithmetic gives slope/2; float32 decoding adds a few ulps of the largest T
-    assert err.max() <= q.max_error + 4 * np.finfo(np.float32).eps * np.abs(vol[finite]).max()
+    assert err.max() <= q.max_error  # half a step plus float32 decoding
     assert err.max() > 0  # quantised, not a float copy
     assert np.abs(q.values[finite]).max() == V.TOP and (q.values[finite] != V.MISSING).all()
 
