@@ -46,7 +46,7 @@
     // (dashboard.app.views.SURVIVAL_KEYS), null without a selected cluster
     // a click on Run as a fresh start token: the background job's arguments are never the
     // same twice (no answer comes from an earlier click's)
-    permStart: function (clicks) { return clicks ? {clicks: clicks, t: Date.now(), r: Math.random()} : null; },
+    permStart: function (clicks) { return clicks ? {clicks: clicks, t: Date.now(), r: Math.random()} : nu(); },
     // the panel's question, passed on only while its job is running (to be followed):
     // the background callback forks a process per call, so a view change must not trigger it
     permFollow: function (asked) { return asked && asked.running ? asked : nu(); },

@@ -93,8 +93,10 @@ def panel(study) -> html.Div:
         ], className="g-2"),
         dcc.Store(id=ids.PERM_REQUEST, data=None),
             dcc.Store(id=ids.PERM_DONE, data=None),
-        dcc.Store(id=ids.PERM_START, data=None),
-        dcc.Store(id=ids.PERM_FOLLOW, data=None),
+        # not None: a memory Store whose data is None sets it (to undefined) on mount,
+        # which would call the background ``run`` on every page load
+        dcc.Store(id=ids.PERM_START, data={}),
+        dcc.Store(id=ids.PERM_FOLLOW, data={}),
     ])
 
 
@@ -256,7 +258,11 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
 
     shown = Shown()
     hide = HIDDEN
-    app.clientside_callback(cue_function("permStart"), Output(ids.PERM_START, "data"), Input(ids.PERM_RUN, "n_clicks"))
+    # ``run`` forks a process per call: its two stores change only on a Run click and
+    # while a job runs (tests/app/test_views.py and pm004 check that no page load or view
+    # change starts one)
+    app.clientside_callback(cue_function("permStart"), Output(ids.PERM_START, "data"), Input(ids.PERM_RUN, "n_clicks"),
+                            prevent_initial_call=True)
     app.clientside_callback(cue_function("permFollow"), Output(ids.PERM_FOLLOW, "data"), Input(ids.PERM_REQUEST, "data"))
 
     @app.callback(

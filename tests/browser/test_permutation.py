@@ -205,3 +205,32 @@ def perm_request(dash_duo):
         "const s = window.store.getState(); const path = s.paths.strs[arguments[0]];"
         "let node = s.layout; for (const p of path) node = node[p]; return node.props.data;", ids.PERM_REQUEST)
     return PermutationRequest.from_dict(data["request"])
+
+
+def test_pm004_no_job_process_on_page_load_or_view_change(dash_duo, monkeypatch):
+    """A background callback forks the server: loading the page, opening the panel and
+    changing the view start none; a Run click starts exactly one."""
+    from dash.background_callback.managers.diskcache_manager import DiskcacheManager
+
+    started: list[list[str]] = []
+    real = DiskcacheManager.call_job_fn
+
+    def counting(self, key, job_fn, args, context):
+        started.append([t["prop_id"] for t in context["triggered_inputs"]])
+        return real(self, key, job_fn, args, context)
+
+    monkeypatch.setattr(DiskcacheManager, "call_job_fn", counting)
+    dash_duo.start_server(create_app(Settings(results_dir=SPM, warm=False)))
+    dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 21", timeout=TIMEOUT)
+    _open_panel(dash_duo)
+    _wait_status(dash_duo, "Not run for these settings", TIMEOUT)
+    for p in (0.01, 0.005, 0.001):
+        set_input(dash_duo, f"#{ids.P_UNC}", p)
+        settle(dash_duo)
+    set_input(dash_duo, f"#{ids.PERM_N}", 500)
+    settle(dash_duo)
+    assert started == []
+    js_click(dash_duo, f"#{ids.PERM_RUN}")
+    _wait_status(dash_duo, "Job done: 500 of 500 sign flips")
+    assert started == [[f"{ids.PERM_START}.data"]]
+    no_console_errors(dash_duo)
