@@ -92,7 +92,7 @@ def panel(study) -> html.Div:
             ], id=ids.PERM_MAP_WRAP, style={"display": "none"}), lg=4),
         ], className="g-2"),
         dcc.Store(id=ids.PERM_REQUEST, data=None),
-            dcc.Store(id=ids.PERM_DONE, data=None),
+        dcc.Store(id=ids.PERM_DONE, data=None),
         # not None: a memory Store whose data is None sets it (to undefined) on mount,
         # which would call the background ``run`` on every page load
         dcc.Store(id=ids.PERM_START, data={}),
@@ -242,11 +242,12 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
         VIEW, panel settings ── show ─> status, grid, figures, PERM_REQUEST {request, token, running}
         Run ── permStart ─> PERM_START ─────────────────────┬─ run (background: start or follow) ─> progress; PERM_DONE {token, outputs}
         PERM_REQUEST ── permFollow (only if running) ─> PERM_FOLLOW ┘
-
-    A background callback forks the server process before its function runs, so ``run``
-    is triggered only by a Run click or a running job to follow, never by a view change.
         PERM_DONE ── permShown (clientside, if its token is PERM_REQUEST's) ─> status, grid, figures
         Cancel ── cancel ─> the job's cancel flag
+
+    A background callback forks the server process before its function runs, so ``run``
+    is triggered only by a Run click or a running job to follow, never by a page load or
+    a view change.
     """
     import os
 
@@ -306,7 +307,7 @@ def register(app, engine: Engine, jobs: PermutationJobs, jobs_dir: str) -> None:
     def run(set_progress, start, follow, current):
         # a Run click starts (or joins) the job of the panel's question; a new question
         # whose job is already running (a reload, another tab or user) is followed
-        # (on a page load both stores arrive at once: the start token empty, the follow set)
+        # (should both stores arrive in one call, a Run click wins)
         triggered = set(ctx.triggered_prop_ids.values())
         following = not (ids.PERM_START in triggered and start) and ids.PERM_FOLLOW in triggered
         asked = follow if following else current
