@@ -70,3 +70,9 @@ def write_tiny_study(out: Path, n: int = 6, *, seed: int = 0, with_images: bool 
         group_maps=group,
     )
     return out
+
+
+def folder_stamps(root: Path) -> list[tuple[str, int]]:
+    """Every entry under ``root`` with its modification time: equal before and after a
+    run when nothing was written into a results folder."""
+    return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*"))

@@ -151,7 +151,8 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
 
     fork_safe_blas()
     jobs_dir = os.path.join(settings.cache_dir, "jobs") if settings.cache_dir else private_temp_dir(JOBS_PREFIX)
-    jobs = background_manager(study, jobs_dir)
+    identity = study.identity()  # the folder and its images' mtimes, read once at start-up
+    jobs = background_manager(identity, jobs_dir)
     app = dash.Dash(
         __name__,
         server=server or CueFlask(__name__),  # type: ignore[arg-type]  # Dash types it bool | callable; a Flask instance is what it documents
@@ -179,7 +180,7 @@ def create_app(settings: Settings, study: Study | None = None, engine: Engine | 
     callbacks.register(app, engine, permutations, jobs_dir)
     from dashboard.app.volumes import VolumeRoutes
 
-    volumes = VolumeRoutes(engine, prefix)  # whole T volumes for maps drawn in the browser
+    volumes = VolumeRoutes(engine, identity, prefix)  # whole T volumes for maps drawn in the browser
     volumes.register(app.server)
     app.server.config.setdefault("CUE_VOLUMES", volumes)  # for scripts and tests (the first study's)
     if settings.warm:

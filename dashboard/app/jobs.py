@@ -15,8 +15,6 @@ from typing import Any
 
 from dash import DiskcacheManager
 
-from dashboard.results import Study
-
 RESULT_EXPIRE_S = 24 * 3600  # finished results are kept a day
 
 
@@ -33,12 +31,12 @@ def fork_safe_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def background_manager(study: Study, cache_dir: str) -> Any:
+def background_manager(identity: str, cache_dir: str) -> Any:
     """The Dash background-callback manager of one app: diskcache in ``cache_dir`` (a
-    private folder, never inside the results folder), results cached per study."""
+    private folder, never inside the results folder), results cached per study
+    (``identity``: :meth:`dashboard.results.Study.identity`, read once at start-up)."""
     import diskcache
 
-    identity = study.identity()  # the folder and its images' mtimes, read once at start-up
     return DiskcacheManager(diskcache.Cache(cache_dir), cache_by=[lambda: identity], expire=RESULT_EXPIRE_S)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -25,7 +24,6 @@ from dashboard.render import volume as render
 if TYPE_CHECKING:
     from dashboard.app.engine import Engine
 
-TOKEN = re.compile(r"[0-9a-f]{32}")
 KEEP = 512  # tokens remembered (a key is a few hundred bytes; its volume is rebuilt on demand)
 BODIES = 16  # encoded volumes kept (about 0.5 MB each gzipped for a 2 mm brain)
 
@@ -33,10 +31,10 @@ BODIES = 16  # encoded volumes kept (about 0.5 MB each gzipped for a 2 mm brain)
 class VolumeRoutes:
     """Tokens for (contrast, model, subset) and the route that serves their volumes."""
 
-    def __init__(self, engine: Engine, prefix: str = "/"):
+    def __init__(self, engine: Engine, identity: str, prefix: str = "/"):
         self.engine = engine
         self.path = f"{prefix}_volumes/"
-        self._identity = engine.study.identity()
+        self._identity = identity
         self._keys: OrderedDict[str, tuple[str, str, tuple[str, ...]]] = OrderedDict()
         self._bodies: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
         self._lock = threading.Lock()
@@ -79,12 +77,12 @@ class VolumeRoutes:
         endpoint = f"cue_volumes_{self.path.strip('/').replace('/', '_') or 'root'}"
 
         def serve(token: str) -> flask.Response:
-            if not TOKEN.fullmatch(token):
-                return flask.Response("unknown volume\n", status=404, mimetype="text/plain")
+            with self._lock:
+                known = token in self._keys  # only tokens this server issued reach a header
             etag = f'"{token}"'
-            if flask.request.headers.get("If-None-Match") == etag:
+            if known and flask.request.headers.get("If-None-Match") == etag:
                 return flask.Response(status=304, headers={"ETag": etag})
-            bodies = self.body(token)
+            bodies = self.body(token) if known else None
             if bodies is None:
                 return flask.Response("unknown volume (the page is older than the server: reload it)\n", status=404, mimetype="text/plain")
             gzip_ok = "gzip" in flask.request.headers.get("Accept-Encoding", "")

@@ -69,13 +69,14 @@ def grid_affine(grid: RasGrid) -> np.ndarray:
 def nifti_bytes(volume: np.ndarray, grid: RasGrid, *, description: str = "T") -> bytes:
     """A RAS float volume as uncompressed single-file NIfTI-1 bytes (int16 + slope)."""
     q = quantize(volume)
-    img = nib.Nifti1Image(q.values, grid_affine(grid))
+    affine = grid_affine(grid)
+    img = nib.Nifti1Image(q.values, affine)
     img.header.set_slope_inter(q.slope, 0.0)
     img.header.set_xyzt_units("mm")
     # descrip holds 80 bytes: what the values are, the missing code and the error bound
     img.header["descrip"] = f"{description[:24]}; {MISSING}=none; err<={q.max_error:.2g}".encode("ascii", "replace")[:79]
-    img.set_qform(grid_affine(grid), code=4)  # 4: MNI-152
-    img.set_sform(grid_affine(grid), code=4)
+    img.set_qform(affine, code=4)  # 4: MNI-152
+    img.set_sform(affine, code=4)
     return img.to_bytes()
 
 

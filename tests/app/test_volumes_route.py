@@ -11,14 +11,11 @@ import numpy as np
 from dashboard.app import Settings, create_app
 from dashboard.render import volume as render
 from tests.conftest import SAMPLE
-
-
-def _stamps(folder):
-    return sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+from tests.studies import folder_stamps
 
 
 def test_ap041_volume_route_serves_the_engine_volume_once_per_token():
-    before = _stamps(SAMPLE)
+    before = folder_stamps(SAMPLE)
     app = create_app(Settings(results_dir=SAMPLE, warm=False))
     engine, volumes = app.server.config["CUE_ENGINE"], app.server.config["CUE_VOLUMES"]
     client = app.server.test_client()
@@ -44,7 +41,8 @@ def test_ap041_volume_route_serves_the_engine_volume_once_per_token():
     assert "Content-Encoding" not in plain.headers and plain.data == raw
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
 
+    assert client.get("/_volumes/" + "0" * 32 + ".nii", headers={"If-None-Match": '"' + "0" * 32 + '"'}).status_code == 404
     for bad in ("/_volumes/" + "0" * 32 + ".nii", "/_volumes/%3Cscript%3E.nii", "/_volumes/ABC.nii", "/_volumes/" + "g" * 32 + ".nii"):
         r = client.get(bad)
         assert r.status_code == 404 and b"<" not in r.data, (bad, r.data)
-    assert _stamps(SAMPLE) == before
+    assert folder_stamps(SAMPLE) == before

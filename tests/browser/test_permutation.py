@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By
 from dashboard import cli
 from dashboard.app import Settings, create_app, ids
 from tests.browser.helpers import TIMEOUT, js_click, no_console_errors, set_input, settle, start_sample, wait_rows
+from tests.studies import folder_stamps
 
 pytestmark = pytest.mark.browser
 
@@ -81,7 +82,7 @@ def test_pm001_job_progress_reload_cancel_finish_and_cli_agreement(dash_duo):
     """On SPM12's one-sample folder: a long job's progress advances, a reload finds it
     running and follows it, Cancel stops it; a short job finishes and is found again after
     a reload; with clusters in the table its permutation p-values equal the CLI's."""
-    before = sorted((p.name, p.stat().st_mtime_ns) for p in SPM.rglob("*"))
+    before = folder_stamps(SPM)
     dash_duo.start_server(create_app(Settings(results_dir=SPM, warm=False)))
     dash_duo.wait_for_contains_text(f"#{ids.STATUS}", "df 21", timeout=TIMEOUT)
     _open_panel(dash_duo)
@@ -140,7 +141,7 @@ def test_pm001_job_progress_reload_cancel_finish_and_cli_agreement(dash_duo):
     set_input(dash_duo, f"#{ids.PERM_SEED}", 1)
     _wait_status(dash_duo, "Not run for these settings", TIMEOUT)
     dash_duo.wait_for_style_to_equal(f"#{ids.PERM_FIGURE_WRAP}", "display", "none", timeout=TIMEOUT)
-    assert sorted((p.name, p.stat().st_mtime_ns) for p in SPM.rglob("*")) == before  # nothing written into the folder
+    assert folder_stamps(SPM) == before  # nothing written into the folder
     no_console_errors(dash_duo)
 
 

@@ -20,6 +20,7 @@ from tests.browser.helpers import (
     settle,
     wait_rows,
 )
+from tests.studies import folder_stamps
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +36,7 @@ def test_rs001_uploaded_spm_table_with_mapped_columns_reproduces(dash_duo, tmp_p
     """SPM's own table of contrast 1 (p < 0.001, k 0), uploaded as a CSV whose coordinate
     columns no name rule knows: the mapping step asks for them, and once mapped every
     peak is reproduced; the folder is left as it was (nothing uploaded is written there)."""
-    before = sorted((p.name, p.stat().st_mtime_ns) for p in SPM.rglob("*"))
+    before = folder_stamps(SPM)
     rows = json.loads((SPM / "spm_tables" / "0001_p0.001_k0.json").read_text())["TabDat"]["dat"]
     lines = ["pos_a,pos_b,pos_c,T,equivZ"] + [f"{r[11][0]},{r[11][1]},{r[11][2]},{r[8]:.2f},{r[9]:.2f}" for r in rows]
     upload = tmp_path / "spm_peaks.csv"
@@ -60,7 +61,7 @@ def test_rs001_uploaded_spm_table_with_mapped_columns_reproduces(dash_duo, tmp_p
     layer = dash_duo.find_element(f"#{ids.PEAK_LAYERS}")
     assert "uploaded: spm_peaks.csv" in layer.text
     settle(dash_duo)
-    assert sorted((p.name, p.stat().st_mtime_ns) for p in SPM.rglob("*")) == before
+    assert folder_stamps(SPM) == before
     no_console_errors(dash_duo)
 
 
