@@ -66,18 +66,40 @@ def grid_affine(grid: RasGrid) -> np.ndarray:
     return affine
 
 
-def nifti_bytes(volume: np.ndarray, grid: RasGrid, *, description: str = "T") -> bytes:
-    """A RAS float volume as uncompressed single-file NIfTI-1 bytes (int16 + slope)."""
-    q = quantize(volume)
+def _nifti(values: np.ndarray, grid: RasGrid, slope: float, descrip: str) -> bytes:
+    """Single-file NIfTI-1 bytes of RAS voxel values on the display grid (MNI qform/sform)."""
     affine = grid_affine(grid)
-    img = nib.Nifti1Image(q.values, affine)
-    img.header.set_slope_inter(q.slope, 0.0)
+    img = nib.Nifti1Image(values, affine)
+    img.header.set_slope_inter(slope, 0.0)
     img.header.set_xyzt_units("mm")
-    # descrip holds 80 bytes: what the values are, the missing code and the error bound
-    img.header["descrip"] = f"{description[:24]}; {MISSING}=none; err<={q.max_error:.2g}".encode("ascii", "replace")[:79]
+    img.header["descrip"] = descrip.encode("ascii", "replace")[:79]  # 80 bytes with the NUL
     img.set_qform(affine, code=4)  # 4: MNI-152
     img.set_sform(affine, code=4)
     return img.to_bytes()
+
+
+def nifti_bytes(volume: np.ndarray, grid: RasGrid, *, description: str = "T") -> bytes:
+    """A RAS float volume as uncompressed single-file NIfTI-1 bytes (int16 + slope)."""
+    q = quantize(volume)
+    # descrip: what the values are, the missing code and the error bound
+    return _nifti(q.values, grid, q.slope, f"{description[:24]}; {MISSING}=none; err<={q.max_error:.2g}")
+
+
+def label_nifti_bytes(labels: np.ndarray, grid: RasGrid, *, description: str = "clusters") -> bytes:
+    """A RAS integer volume (cluster labels, a mask, a template in 0-255) as NIfTI-1 bytes
+    stored exactly: uint8 when every value fits, else int16; slope 1.  Values outside
+    int16 are refused rather than wrapped."""
+    values = np.asarray(labels)
+    if values.size and not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"{description}: integer voxel values expected, got {values.dtype}")
+    low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+    if low >= 0 and high <= 255:
+        stored = values.astype(np.uint8)
+    elif low > MISSING and high <= TOP:
+        stored = values.astype(np.int16)
+    else:
+        raise ValueError(f"{description}: values {low}..{high} do not fit int16")
+    return _nifti(stored, grid, 1.0, description[:70])
 
 
 def gzipped(data: bytes) -> bytes:
@@ -96,3 +118,13 @@ def read_nifti_bytes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     raw = np.asarray(proxy.get_unscaled())
     slope = float(proxy.slope)  # nibabel moves scl_slope from the header to the proxy
     return dequantize(raw, slope), img.affine
+
+
+def read_label_bytes(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(integer voxel values, affine) from bytes :func:`label_nifti_bytes` wrote (gzipped
+    or not), read with nibabel."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    img = nib.Nifti1Image.from_bytes(data)
+    proxy: Any = img.dataobj
+    return np.asarray(proxy.get_unscaled()), img.affine

@@ -46,3 +46,60 @@ def test_ap041_volume_route_serves_the_engine_volume_once_per_token():
         r = client.get(bad)
         assert r.status_code == 404 and b"<" not in r.data, (bad, r.data)
     assert folder_stamps(SAMPLE) == before
+
+
+def test_ap042_label_volume_is_the_tables_clusters_and_the_template_is_uint8():
+    """The page colours a voxel only if the table lists its cluster: every main row's peak
+    carries a label with exactly that row's k voxels, the labels are distinct, nothing else
+    is labelled, and every labelled voxel passes the height threshold with its sign."""
+    from dashboard.app import state as st
+
+    before = folder_stamps(SAMPLE)
+    app = create_app(Settings(results_dir=SAMPLE, warm=False))
+    engine, volumes = app.server.config["CUE_ENGINE"], app.server.config["CUE_VOLUMES"]
+    client = app.server.test_client()
+    base = st.default_state(engine.study)
+    states = [dict(base), dict(base, direction="both", k=20), dict(base, contrast=engine.study.contrasts[-1].id, use_t=True, t=2.5, k=5,
+                                                                   participants=list(engine.all_ids[2:]))]
+    urls = {volumes.labels_url(s) for s in states}
+    assert len(urls) == len(states)  # a different table, a different volume
+    for state in states:
+        got = client.get(volumes.labels_url(state), headers={"Accept-Encoding": "gzip"})
+        assert got.status_code == 200 and got.headers["Content-Encoding"] == "gzip"
+        labels, affine = render.read_label_bytes(got.data)
+        assert np.allclose(affine, render.grid_affine(engine.grid))
+        result = engine.table(state, with_rft=False)
+        vol, df = engine.volume(state["contrast"], state["model"], engine.subset(state["participants"]))
+        main = result.frame[result.frame["is_main_peak"].astype(bool)]
+        seen = set()
+        for _, row in main.iterrows():
+            value = int(labels[engine.grid.index_of((row["x"], row["y"], row["z"]))])
+            assert value != 0 and (value < 0) == (row["direction"] == "neg"), row.to_dict()
+            assert int((labels == value).sum()) == int(row["k"]), row.to_dict()
+            seen.add(value)
+        assert len(seen) == len(main) and int((labels != 0).sum()) == int(main["k"].sum())
+        height = engine.height(state, df)
+        assert (vol[labels > 0] >= height - 1e-6).all() and (vol[labels < 0] <= -height + 1e-6).all()
+        assert int(main["k"].min() if len(main) else state["k"]) >= int(state["k"])
+
+    tpl = client.get(volumes.template_url())
+    img = nib.Nifti1Image.from_bytes(tpl.data)
+    assert tpl.status_code == 200 and img.get_data_dtype() == np.uint8 and img.shape == engine.template.shape
+    grey = np.asarray(img.dataobj)
+    assert grey.max() == 255 and np.corrcoef(grey.ravel(), np.nan_to_num(engine.template).ravel())[0, 1] > 0.99
+    assert folder_stamps(SAMPLE) == before
+
+
+def test_label_nifti_bytes_stores_integers_exactly():
+    from dashboard.figures import RasGrid
+
+    grid = RasGrid(np.arange(4.0), np.arange(3.0), np.arange(2.0))
+    for values in (np.arange(24).reshape(4, 3, 2), np.arange(-12, 12).reshape(4, 3, 2) * 900):
+        back, _ = render.read_label_bytes(render.gzipped(render.label_nifti_bytes(values, grid)))
+        assert np.array_equal(back, values)
+    for bad in (np.full((4, 3, 2), 40000), np.zeros((4, 3, 2)) + 0.5):
+        try:
+            render.label_nifti_bytes(bad, grid)
+        except ValueError:
+            continue
+        raise AssertionError("accepted values it cannot store")
