@@ -39,9 +39,10 @@ BODIES = 16  # encoded volumes kept (about 0.5 MB each gzipped for a 2 mm brain)
 
 
 def signed_labels(labels: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    """One int16 volume of a table's cluster labels: +n for the positive table's cluster n,
-    -n for the negative table's (the two never overlap: a voxel has one sign)."""
-    out = np.zeros(shape, np.int16)
+    """One volume of a table's cluster labels: +n for the positive table's cluster n, -n
+    for the negative table's (the two never overlap: a voxel has one sign).  int32, so a
+    table of more clusters than int16 holds is refused when encoded, never wrapped."""
+    out = np.zeros(shape, np.int32)
     for direction, lab in labels.items():
         sign = -1 if direction == "neg" else 1
         out[lab > 0] = sign * lab[lab > 0]

@@ -103,3 +103,19 @@ def test_label_nifti_bytes_stores_integers_exactly():
         except ValueError:
             continue
         raise AssertionError("accepted values it cannot store")
+
+
+def test_signed_labels_keep_directions_apart_and_never_wrap():
+    from dashboard.app.volumes import signed_labels
+    from dashboard.figures import RasGrid
+
+    pos, neg = np.zeros((3, 2, 2), int), np.zeros((3, 2, 2), int)
+    pos[0, 0, 0], pos[1, 0, 0], neg[2, 1, 1] = 1, 2, 1
+    out = signed_labels({"pos": pos, "neg": neg}, pos.shape)
+    assert out[0, 0, 0] == 1 and out[1, 0, 0] == 2 and out[2, 1, 1] == -1 and (out != 0).sum() == 3
+    pos[0, 0, 0] = 40000  # more clusters than int16 holds: refused, not wrapped
+    try:
+        render.label_nifti_bytes(signed_labels({"pos": pos}, pos.shape), RasGrid(np.arange(3.0), np.arange(2.0), np.arange(2.0)))
+    except ValueError:
+        return
+    raise AssertionError("a label beyond int16 was encoded")
